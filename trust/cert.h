@@ -1,0 +1,85 @@
+/*
+ * X.509 facts that CTL/ITL records, TVS lookups and the store need, plus
+ * key and self-signed certificate generation. OpenSSL does the ASN.1; we
+ * only decide how the facts are spelt (FORMATS §1.8, §8.1, §8.2).
+ */
+#ifndef TRUST_CERT_H
+#define TRUST_CERT_H
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "trust.h"
+
+#define TRUST_SERIAL_MAX 64
+
+struct trust_cert {
+	X509 *x509;
+	uint8_t *der;
+	size_t der_len;
+	char *subject;		/* CUCM style: "CN=a;OU=b;O=c;L=d;ST=e;C=f" */
+	char *issuer;
+	uint8_t serial[TRUST_SERIAL_MAX]; /* DER INTEGER content bytes */
+	size_t serial_len;
+	uint8_t *pubkey;	/* RSA: PKCS#1 RSAPublicKey DER; EC: X9.62 point */
+	size_t pubkey_len;
+	const uint8_t *sig;	/* signatureValue bytes, inside x509 */
+	size_t sig_len;
+	int key_type;		/* EVP_PKEY_RSA, EVP_PKEY_EC */
+	int key_bits;
+	uint8_t sha1[20];
+	uint8_t sha256[32];
+	uint8_t md5[16];
+	long not_after;		/* Unix time */
+};
+
+int trust_cert_from_der(const uint8_t *der, size_t len, struct trust_cert *c,
+	struct trust_err *err);
+/* First certificate of a PEM (or DER) file. */
+int trust_cert_load(const char *path, struct trust_cert *c, struct trust_err *err);
+int trust_cert_from_x509(X509 *x, struct trust_cert *c, struct trust_err *err);
+void trust_cert_free(struct trust_cert *c);
+int trust_cert_pem(const struct trust_cert *c, struct trust_buf *out);
+EVP_PKEY *trust_cert_pubkey(const struct trust_cert *c); /* borrowed */
+
+/*
+ * Names. Accepts CUCM style (';') and RFC 4514 style (','), either order,
+ * quoted values, backslash escapes; equal when the sorted lists of
+ * (upper-case short attribute name, value) pairs are equal.
+ */
+bool trust_name_equal(const char *a, size_t alen, const char *b, size_t blen);
+/* Serials compare after leading 0x00 bytes are stripped (FORMATS §8.2). */
+bool trust_serial_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+/* Digest of normalised issuer + serial: the key of QUERY_CERT lookups. */
+int trust_issuer_serial_key(const char *issuer, size_t ilen, const uint8_t *serial,
+	size_t slen, uint8_t out[32]);
+
+/* Keys: PEM files; load wipes its read buffer; save writes mode 0600. */
+int trust_key_load(const char *path, EVP_PKEY **key, struct trust_err *err);
+int trust_key_save(const char *path, EVP_PKEY *key, struct trust_err *err);
+int trust_key_pem(EVP_PKEY *key, struct trust_buf *out); /* wipe it after */
+EVP_PKEY *trust_key_generate_rsa(unsigned bits, struct trust_err *err);
+
+struct trust_cert_params {
+	const char *cn;		/* required */
+	const char *ou;		/* optional fields: NULL = absent */
+	const char *o;
+	const char *l;
+	const char *st;
+	const char *c;
+	unsigned days;		/* validity from now */
+	bool ca;		/* basicConstraints CA:TRUE */
+};
+/* Self-signed, random positive 16-byte serial, SHA-256 signature. */
+int trust_cert_selfsign(EVP_PKEY *key, const struct trust_cert_params *p,
+	struct trust_cert *out, struct trust_err *err);
+/* Issued by issuer_cert/issuer_key (for phone certificates in tests). */
+int trust_cert_issue(EVP_PKEY *subject_key, const struct trust_cert_params *p,
+	const struct trust_cert *issuer_cert, EVP_PKEY *issuer_key,
+	struct trust_cert *out, struct trust_err *err);
+
+/* PKCS#12 (ITLRecovery.p12 of `utils itl reset remotekey`). */
+int trust_p12_load(const char *path, const char *pass, EVP_PKEY **key,
+	struct trust_cert *cert, struct trust_err *err);
+
+#endif

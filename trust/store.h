@@ -1,0 +1,134 @@
+/*
+ * The trust store of one appliance: its own certificates and keys by unit,
+ * the certificates it trusts with their roles, registered phone
+ * certificates and settings. Layout (see STORE.md):
+ *
+ *   <dir>/STORE          the index: version, generation, settings, entries,
+ *                        and a SHA-256 of all of it on the last line
+ *   <dir>/objects/<sha256>.pem|.key   content-addressed blobs (keys 0600)
+ *   <dir>/lock           flock()ed by whoever changes the store
+ *
+ * A change writes its new blobs first, then replaces STORE atomically
+ * (temp, fsync, rename, fsync dir): a crash leaves either the old or the
+ * new store, never a mix. Opening checks the index checksum and the
+ * digest of every blob it names, and refuses, with the reason, a store
+ * that fails any check. Nothing is repaired silently.
+ */
+#ifndef TRUST_STORE_H
+#define TRUST_STORE_H
+
+#include <openssl/evp.h>
+
+#include "cert.h"
+#include "trust.h"
+
+#define STORE_VERSION 1
+#define STORE_NAME_MAX 64
+
+enum store_unit {
+	UNIT_CALLMANAGER,	/* the TFTP signer */
+	UNIT_ITLRECOVERY,
+	UNIT_TVS,
+	UNIT_CAPF,
+	UNIT_COUNT
+};
+
+const char *store_unit_name(enum store_unit u);	/* "CallManager", ... */
+int store_unit_parse(const char *s);		/* case-insensitive; -1 */
+
+enum store_mode { MODE_NON_SECURE, MODE_MIXED };
+enum store_signer { SIGNER_CALLMANAGER, SIGNER_ITLRECOVERY };
+
+struct store_settings {
+	enum store_mode security_mode;
+	enum store_signer itl_signer;
+	unsigned hash;			/* TRUST_HASH_SHA1 / _SHA512 */
+	uint16_t tftp_role;		/* TRUST_ROLE_TFTP or _CCM_TFTP */
+	uint32_t tvs_ttl;		/* seconds, TVS answers */
+	char hostname[STORE_NAME_MAX];	/* DNS_NAME of our records */
+	bool has_ipv4;
+	uint8_t ipv4[4];
+	bool rollback_pre8;		/* FORMATS §8.8 */
+	bool reset_signer;		/* `utils itl reset`: sign with the other SAST */
+	unsigned keep_publications;
+	unsigned key_bits;
+};
+
+struct store_object {
+	char sha256[65];		/* hex; names objects/<sha256>.<ext> */
+};
+
+struct store_own {
+	struct store_object cert;
+	struct store_object key;
+};
+
+struct store_trusted {
+	char name[STORE_NAME_MAX];
+	uint16_t roles[8];
+	unsigned nroles;
+	uint32_t ttl;			/* 0: the store's tvs_ttl */
+	struct store_object cert;
+};
+
+struct store_phone {
+	char name[STORE_NAME_MAX];	/* SEP<MAC> */
+	struct store_object cert;
+};
+
+struct trust_store {
+	char *dir;
+	int lockfd;			/* -1 when opened read-only */
+	uint64_t generation;
+	struct store_settings set;
+	struct store_own own[UNIT_COUNT];
+	struct store_trusted *trusted;
+	size_t ntrusted;
+	struct store_phone *phones;
+	size_t nphones;
+};
+
+struct store_init_opts {
+	const char *hostname;		/* NULL: gethostname() */
+	bool has_ipv4;
+	uint8_t ipv4[4];
+	unsigned key_bits;		/* 0: 2048 */
+	enum store_signer itl_signer;
+	unsigned hash;			/* 0: SHA-1 */
+	bool force;			/* replace an existing store */
+};
+
+/* Creates a complete store with fresh self-signed certificates. */
+int store_init(const char *dir, const struct store_init_opts *o, struct trust_err *err);
+
+#define STORE_RDONLY 0
+#define STORE_LOCK 1	/* take the lock; TRUST_ELOCKED if someone holds it */
+int store_open(const char *dir, int flags, struct trust_store *st, struct trust_err *err);
+void store_close(struct trust_store *st);
+/* Writes the index with generation + 1. Requires STORE_LOCK. */
+int store_commit(struct trust_store *st, struct trust_err *err);
+
+/* Blob access by object. */
+int store_load_cert(const struct trust_store *st, const struct store_object *o,
+	struct trust_cert *c, struct trust_err *err);
+int store_load_key(const struct trust_store *st, const struct store_object *o,
+	EVP_PKEY **key, struct trust_err *err);
+int store_own_cert(const struct trust_store *st, enum store_unit u,
+	struct trust_cert *c, struct trust_err *err);
+int store_own_key(const struct trust_store *st, enum store_unit u,
+	EVP_PKEY **key, struct trust_err *err);
+
+/* Changes: each updates st in memory; store_commit makes it durable. */
+int store_own_regen(struct trust_store *st, enum store_unit u, struct trust_err *err);
+int store_own_set(struct trust_store *st, enum store_unit u, const struct trust_cert *c,
+	EVP_PKEY *key, struct trust_err *err);
+int store_trust_add(struct trust_store *st, const char *name, const uint16_t *roles,
+	unsigned nroles, uint32_t ttl, const struct trust_cert *c, struct trust_err *err);
+int store_trust_delete(struct trust_store *st, const char *name, struct trust_err *err);
+int store_phone_add(struct trust_store *st, const char *name, const struct trust_cert *c,
+	struct trust_err *err);
+int store_phone_delete(struct trust_store *st, const char *name, struct trust_err *err);
+/* Removes blobs no entry names any more (after a commit). */
+int store_gc(struct trust_store *st, struct trust_err *err);
+
+#endif
