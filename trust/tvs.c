@@ -1,0 +1,1 @@
+/* placeholder until the TVS protocol module lands */
