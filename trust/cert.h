@@ -33,12 +33,22 @@ struct trust_cert {
 	long not_after;		/* Unix time */
 };
 
+/*
+ * All constructors overwrite *c (no need to initialise it, nothing in it is
+ * freed) and leave it zeroed on failure; trust_cert_free accepts a zeroed
+ * struct. The DER must be exactly one certificate, no trailing bytes.
+ */
 int trust_cert_from_der(const uint8_t *der, size_t len, struct trust_cert *c,
 	struct trust_err *err);
 /* First certificate of a PEM (or DER) file. */
 int trust_cert_load(const char *path, struct trust_cert *c, struct trust_err *err);
+/* Takes its own reference on x; the caller still owns (and frees) x. */
 int trust_cert_from_x509(X509 *x, struct trust_cert *c, struct trust_err *err);
+/* An independent copy (its own reference and strings). */
+int trust_cert_copy(const struct trust_cert *src, struct trust_cert *dst,
+	struct trust_err *err);
 void trust_cert_free(struct trust_cert *c);
+/* out is initialised here; free it with trust_buf_free. */
 int trust_cert_pem(const struct trust_cert *c, struct trust_buf *out);
 EVP_PKEY *trust_cert_pubkey(const struct trust_cert *c); /* borrowed */
 
@@ -50,14 +60,22 @@ EVP_PKEY *trust_cert_pubkey(const struct trust_cert *c); /* borrowed */
 bool trust_name_equal(const char *a, size_t alen, const char *b, size_t blen);
 /* Serials compare after leading 0x00 bytes are stripped (FORMATS §8.2). */
 bool trust_serial_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
-/* Digest of normalised issuer + serial: the key of QUERY_CERT lookups. */
+/* CUCM spelling of a DN (CN first, ';'-separated; ';', '\\' and '"' in
+ * values backslash-escaped); malloc'd, NULL when out of memory. */
+char *trust_name_cucm(const X509_NAME *name);
+/* SHA-256 of normalised issuer + stripped serial: the key of TVS cache and
+ * QUERY_CERT lookups (encoding documented in names.c). TRUST_EFORMAT when
+ * the issuer is not a DN. */
 int trust_issuer_serial_key(const char *issuer, size_t ilen, const uint8_t *serial,
 	size_t slen, uint8_t out[32]);
 
-/* Keys: PEM files; load wipes its read buffer; save writes mode 0600. */
+/* Keys: PEM files (unencrypted PKCS#8; load also takes traditional PEM
+ * and DER); load wipes its read buffer; save writes mode 0600 atomically. */
 int trust_key_load(const char *path, EVP_PKEY **key, struct trust_err *err);
 int trust_key_save(const char *path, EVP_PKEY *key, struct trust_err *err);
-int trust_key_pem(EVP_PKEY *key, struct trust_buf *out); /* wipe it after */
+/* out is initialised here; wipe it after (trust_buf_wipe). */
+int trust_key_pem(EVP_PKEY *key, struct trust_buf *out);
+/* 1024..8192 bits; NULL and err filled on failure. */
 EVP_PKEY *trust_key_generate_rsa(unsigned bits, struct trust_err *err);
 
 struct trust_cert_params {
