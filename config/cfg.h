@@ -1,0 +1,96 @@
+/*
+ * cfg: the INI configuration of tvsd, read with rte_cfgfile and checked
+ * once into a plain struct that the rest of the program reads.
+ *
+ * One schema table (cfg.c) lists every section and key with its type,
+ * range, default and help line. Parsing, defaults, validation and the
+ * generated documentation (CONFIG.md, `tvsd --help-config`) all come from
+ * that table, so they cannot drift apart.
+ *
+ * This module links only rte_cfgfile: no EAL, so `tvsd -n`, tvsctl and the
+ * unit tests use it as a plain library.
+ */
+#ifndef CFG_CFG_H
+#define CFG_CFG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CFG_MAX_PORTS 8		/* sections [port0] .. [port7] */
+#define CFG_MAX_LCORE 128	/* RTE_MAX_LCORE of Debian's DPDK */
+#define CFG_MAX_ERRORS 32
+#define CFG_PATH_MAX 1024
+#define CFG_SOCK_PATH_MAX 108	/* sun_path */
+
+struct cfg_port {
+	bool present;			/* the section exists */
+	unsigned line;			/* of its [portN] header */
+	uint32_t ip;			/* host byte order */
+	uint8_t prefix;
+	uint16_t vlan;			/* 0: untagged */
+	uint16_t mtu;
+	bool promiscuous;
+	uint16_t rx_desc;
+	uint16_t tx_desc;
+};
+
+struct cfg_tftp {
+	uint16_t max_blksize;
+	uint16_t max_windowsize;
+	uint32_t timeout_ms;
+	uint8_t retries;
+	uint32_t max_transfers;		/* per worker lcore */
+	uint16_t port_base;		/* first transfer port of worker 0 */
+};
+
+struct tvs_config {
+	char path[CFG_PATH_MAX];	/* the file it came from */
+	char publications[CFG_PATH_MAX];
+	char control_socket[CFG_SOCK_PATH_MAX];
+	bool workers_all;		/* every worker lcore EAL gave us */
+	uint64_t workers[CFG_MAX_LCORE / 64];	/* else this lcore set */
+	int log_level;			/* RTE_LOG_* numbering: 1 emerg .. 8 debug */
+	uint32_t mbufs;			/* per NUMA socket */
+	struct cfg_tftp tftp;
+	struct cfg_port ports[CFG_MAX_PORTS];
+	unsigned nports;		/* sections present */
+};
+
+/* Each problem as "file:line: message" (line 0 when the file is unreadable). */
+struct cfg_errors {
+	unsigned n;
+	unsigned dropped;		/* beyond CFG_MAX_ERRORS */
+	char msg[CFG_MAX_ERRORS][320];
+};
+
+/*
+ * Load and validate. Returns 0, or -1 with at least one message in err.
+ * On success every field of c holds a checked value (defaults applied).
+ */
+int cfg_load(const char *path, struct tvs_config *c, struct cfg_errors *err);
+
+/* Same, but from a string (tests); name is used in messages. */
+int cfg_load_string(const char *name, const char *text, struct tvs_config *c,
+	struct cfg_errors *err);
+
+/* Print every error line to f, "... and N more" when some were dropped. */
+void cfg_errors_print(const struct cfg_errors *err, FILE *f);
+
+/* The schema as Markdown: the text of config/CONFIG.md. */
+void cfg_doc_print(FILE *f);
+
+static inline bool
+cfg_worker_selected(const struct tvs_config *c, unsigned lcore)
+{
+	if (c->workers_all)
+		return true;
+	if (lcore >= CFG_MAX_LCORE)
+		return false;
+	return (c->workers[lcore / 64] >> (lcore % 64)) & 1;
+}
+
+/* "emerg".."debug" for a log level number, "?" when out of range. */
+const char *cfg_log_level_name(int level);
+
+#endif
