@@ -5,7 +5,9 @@
  *
  *   <dir>/STORE          the index: version, generation, settings, entries,
  *                        and a SHA-256 of all of it on the last line
- *   <dir>/objects/<sha256>.pem|.key   content-addressed blobs (keys 0600)
+ *   <dir>/objects/<sha256>.der   certificates, named by the SHA-256 of the DER
+ *   <dir>/objects/<sha256>.key   private keys (PKCS#8 PEM, mode 0600), named
+ *                                by the SHA-256 of the file
  *   <dir>/lock           flock()ed by whoever changes the store
  *
  * A change writes its new blobs first, then replaces STORE atomically
@@ -128,7 +130,25 @@ int store_trust_delete(struct trust_store *st, const char *name, struct trust_er
 int store_phone_add(struct trust_store *st, const char *name, const struct trust_cert *c,
 	struct trust_err *err);
 int store_phone_delete(struct trust_store *st, const char *name, struct trust_err *err);
-/* Removes blobs no entry names any more (after a commit). */
+/* Removes blobs no entry names any more (after a commit), and temp files
+ * left by a crash. Requires STORE_LOCK. Returns how many files went, or
+ * a negative error. */
 int store_gc(struct trust_store *st, struct trust_err *err);
+
+const struct store_trusted *store_trust_find(const struct trust_store *st, const char *name);
+const struct store_phone *store_phone_find(const struct trust_store *st, const char *name);
+
+/*
+ * Settings by the names the index uses ("security-mode", "hash", ...), for
+ * `tvsctl set store` / `show store`. set validates and names what is wrong;
+ * get writes the i-th setting's value into buf and returns its key, or
+ * NULL past the last one.
+ */
+int store_setting_set(struct store_settings *s, const char *key, const char *val,
+	struct trust_err *err);
+const char *store_setting_get(const struct store_settings *s, unsigned i, char *buf,
+	size_t n);
+/* The unit whose key signs the ITL (and the CTL) under these settings. */
+enum store_unit store_list_signer(const struct store_settings *s);
 
 #endif
