@@ -1,1 +1,883 @@
-/* placeholder until the list module lands */
+/*
+ * CTL/ITL trust lists (FORMATS §1) and the header machinery every signed
+ * file shares (§1.2, §1.7, §2): parse, verify, build and sign.
+ *
+ * Parsing is lenient about order and unknown tags (counted as warnings)
+ * and strict about bytes: every length is checked against the container,
+ * record or header it sits in, and a tag that may appear once must.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "hdr.h"
+#include "tlv.h"
+
+/* ---- parsing ---------------------------------------------------------- */
+
+static void
+file_warn(struct trust_file *f, const struct tlv *t, const char *where)
+{
+	if (f->nwarnings++ == 0)
+		snprintf(f->warning, sizeof(f->warning),
+			"tag %u at offset %zu: unknown in %s, %u bytes skipped",
+			t->tag, t->off, where, t->len);
+}
+
+static int
+want_len(const struct tlv *t, unsigned n, struct trust_err *err)
+{
+	if (t->len != n)
+		return tlv_error(err, t, "length %u, expected %u", t->len, n);
+	return 0;
+}
+
+/* Tags that may appear once per scope; seen is a bit set over tag numbers. */
+static int
+once(uint32_t *seen, const struct tlv *t, struct trust_err *err)
+{
+	uint32_t bit = t->tag < 32 ? 1u << t->tag : 0;
+
+	if (*seen & bit)
+		return tlv_error(err, t, "appears twice in the same place");
+	*seen |= bit;
+	return 0;
+}
+
+static struct trust_bytes
+view(const struct tlv *t)
+{
+	return (struct trust_bytes){ .p = t->val, .len = t->len };
+}
+
+static int
+parse_signer_info(struct trust_file *f, struct tlv_reader *r, struct trust_err *err)
+{
+	struct trust_header *h = &f->hdr;
+	uint32_t seen = 0;
+	struct tlv t;
+	int rc;
+
+	while ((rc = tlv_next(r, &t, err)) > 0) {
+		if (t.tag == TLV_PADDING)
+			continue;
+		if ((rc = once(&seen, &t, err)) != 0)
+			return rc;
+		switch (t.tag) {
+		case HTAG_SIGNER_NAME: h->signer_name = view(&t); break;
+		case HTAG_SERIAL_NUMBER: h->signer_serial = view(&t); break;
+		case HTAG_ISSUER_NAME: h->signer_issuer = view(&t); break;
+		default: file_warn(f, &t, "SIGNER_INFO");
+		}
+	}
+	return rc;
+}
+
+static int
+parse_sig_algo_info(struct trust_file *f, struct tlv_reader *r, struct trust_err *err)
+{
+	uint32_t seen = 0;
+	struct tlv t;
+	int rc;
+
+	while ((rc = tlv_next(r, &t, err)) > 0) {
+		if (t.tag == TLV_PADDING)
+			continue;
+		if ((rc = once(&seen, &t, err)) != 0)
+			return rc;
+		switch (t.tag) {
+		case HTAG_SIGNATURE_ALGORITHM:
+			if ((rc = want_len(&t, 1, err)) != 0)
+				return rc;
+			f->hdr.sig_alg = t.val[0];
+			break;
+		case HTAG_SIGNATURE_MODULUS:
+			if ((rc = want_len(&t, 1, err)) != 0)
+				return rc;
+			f->hdr.modulus = t.val[0];
+			break;
+		default:
+			file_warn(f, &t, "SIGNATURE_ALGORITHM_INFO");
+		}
+	}
+	return rc;
+}
+
+static int
+parse_sig_info(struct trust_file *f, struct tlv_reader *r, struct trust_err *err)
+{
+	struct tlv_reader sub;
+	uint32_t seen = 0;
+	struct tlv t;
+	int rc;
+
+	while ((rc = tlv_next(r, &t, err)) > 0) {
+		if (t.tag == TLV_PADDING)
+			continue;
+		if ((rc = once(&seen, &t, err)) != 0)
+			return rc;
+		switch (t.tag) {
+		case HTAG_HASH_ALGORITHM:
+			if ((rc = want_len(&t, 1, err)) != 0)
+				return rc;
+			f->hdr.hash_alg = t.val[0];
+			break;
+		case HTAG_SIGNATURE_ALGORITHM_INFO:
+			tlv_reader_enter(&sub, r, &t);
+			if ((rc = parse_sig_algo_info(f, &sub, err)) != 0)
+				return rc;
+			break;
+		default:
+			file_warn(f, &t, "SIGNATURE_INFO");
+		}
+	}
+	return rc;
+}
+
+static int
+parse_iv_info(struct trust_file *f, struct tlv_reader *r, struct trust_err *err)
+{
+	uint32_t seen = 0;
+	struct tlv t;
+	int rc;
+
+	while ((rc = tlv_next(r, &t, err)) > 0) {
+		if (t.tag == TLV_PADDING)
+			continue;
+		if ((rc = once(&seen, &t, err)) != 0)
+			return rc;
+		switch (t.tag) {
+		case HTAG_ENC_UNKNOWN1:
+			break;
+		case HTAG_IV:
+			f->hdr.iv = view(&t);
+			break;
+		case HTAG_ENCRYPTION_PADDING:
+			if ((rc = want_len(&t, 2, err)) != 0)
+				return rc;
+			f->hdr.enc_padding = trust_get_u16(t.val);
+			break;
+		default:
+			file_warn(f, &t, "IV_INFO");
+		}
+	}
+	return rc;
+}
+
+static int
+parse_key_info(struct trust_file *f, struct tlv_reader *r, struct trust_err *err)
+{
+	uint32_t seen = 0;
+	struct tlv t;
+	int rc;
+
+	while ((rc = tlv_next(r, &t, err)) > 0) {
+		if (t.tag == TLV_PADDING)
+			continue;
+		if ((rc = once(&seen, &t, err)) != 0)
+			return rc;
+		switch (t.tag) {
+		case HTAG_ENC_UNKNOWN2:
+			break;
+		case HTAG_KEY_SIZE:
+			if ((rc = want_len(&t, 2, err)) != 0)
+				return rc;
+			f->hdr.key_size = trust_get_u16(t.val);
+			break;
+		case HTAG_KEY_ALGORITHM:
+			if ((rc = want_len(&t, 1, err)) != 0)
+				return rc;
+			f->hdr.key_alg = t.val[0];
+			break;
+		case HTAG_ENCRYPTED_KEY:
+			f->hdr.enc_key = view(&t);
+			break;
+		default:
+			file_warn(f, &t, "KEY_INFO");
+		}
+	}
+	return rc;
+}
+
+static int
+parse_enc_info(struct trust_file *f, struct tlv_reader *r, struct trust_err *err)
+{
+	struct tlv_reader sub;
+	uint32_t seen = 0;
+	struct tlv t;
+	int rc;
+
+	while ((rc = tlv_next(r, &t, err)) > 0) {
+		if (t.tag == TLV_PADDING)
+			continue;
+		if ((rc = once(&seen, &t, err)) != 0)
+			return rc;
+		tlv_reader_enter(&sub, r, &t);
+		switch (t.tag) {
+		case HTAG_IV_INFO:
+			rc = parse_iv_info(f, &sub, err);
+			break;
+		case HTAG_KEY_INFO:
+			rc = parse_key_info(f, &sub, err);
+			break;
+		default:
+			file_warn(f, &t, "ENCRYPTION_INFO");
+		}
+		if (rc != 0)
+			return rc;
+	}
+	return rc;
+}
+
+/* HEADER_LENGTH fixes where the header ends; it may come in any position,
+ * so the reader's end shrinks from the file's end to it once it is read. */
+static int
+parse_header_length(struct trust_file *f, struct tlv_reader *r, const struct tlv *t,
+	struct trust_err *err)
+{
+	int rc = want_len(t, 2, err);
+	uint16_t hl;
+
+	if (rc != 0)
+		return rc;
+	hl = trust_get_u16(t->val);
+	if (hl < r->off)
+		return tlv_error(err, t, "header length %u ends inside the header's elements "
+			"(they reach offset %zu)", hl, r->off);
+	if (hl > f->len)
+		return tlv_error(err, t, "header length %u runs past the end of the file "
+			"(%zu bytes)", hl, f->len);
+	f->hdr.header_len = hl;
+	r->end = hl;
+	snprintf(r->scope, sizeof(r->scope), "the header (HEADER_LENGTH %u)", hl);
+	return 0;
+}
+
+static int
+parse_header_elem(struct trust_file *f, struct tlv_reader *r, const struct tlv *t,
+	struct trust_err *err)
+{
+	struct trust_header *h = &f->hdr;
+	struct tlv_reader sub;
+	int rc = 0;
+
+	switch (t->tag) {
+	case HTAG_VERSION:
+		if ((rc = want_len(t, 2, err)) == 0)
+			memcpy(h->version, t->val, 2);
+		return rc;
+	case HTAG_HEADER_LENGTH:
+		return parse_header_length(f, r, t, err);
+	case HTAG_SIGNER_VERSION:
+		if ((rc = want_len(t, 2, err)) == 0) {
+			h->has_signer_version = true;
+			memcpy(h->signer_version, t->val, 2);
+		}
+		return rc;
+	case HTAG_SIGNER_INFO:
+		tlv_reader_enter(&sub, r, t);
+		return parse_signer_info(f, &sub, err);
+	case HTAG_SIGNATURE_INFO:
+		tlv_reader_enter(&sub, r, t);
+		return parse_sig_info(f, &sub, err);
+	case HTAG_SIGNATURE:
+		h->signature = view(t);
+		h->sig_off = t->off;
+		return 0;
+	case HTAG_FILENAME:
+		h->filename = view(t);
+		return 0;
+	case HTAG_TIMESTAMP:
+		if ((rc = want_len(t, 4, err)) == 0) {
+			h->has_timestamp = true;
+			h->timestamp = trust_get_u32(t->val);
+		}
+		return rc;
+	case HTAG_ENCRYPTION_INFO:
+		h->encrypted = true;
+		tlv_reader_enter(&sub, r, t);
+		return parse_enc_info(f, &sub, err);
+	case HTAG_ENCRYPTION_HASH_ALGORITHM:
+		if ((rc = want_len(t, 1, err)) == 0)
+			h->enc_hash_alg = t->val[0];
+		return rc;
+	case HTAG_ENCRYPTION_HASH:
+		h->enc_hash = view(t);
+		return 0;
+	}
+	file_warn(f, t, "the header");
+	return 0;
+}
+
+static int
+parse_header(struct trust_file *f, struct trust_err *err)
+{
+	struct tlv_reader r;
+	uint32_t seen = 0;
+	bool have_len = false;
+	struct tlv t;
+	int rc;
+
+	tlv_reader_init(&r, f->buf, 0, f->len);
+	while ((rc = tlv_next(&r, &t, err)) > 0) {
+		if (t.tag == TLV_PADDING)
+			continue;
+		if ((rc = once(&seen, &t, err)) != 0)
+			return rc;
+		if ((rc = parse_header_elem(f, &r, &t, err)) != 0)
+			return rc;
+		have_len |= t.tag == HTAG_HEADER_LENGTH;
+	}
+	if (rc < 0)
+		return rc;
+	if (!have_len)
+		return trust_errf(err, TRUST_EFORMAT,
+			"no HEADER_LENGTH (tag 2) anywhere in the file (%zu bytes)", f->len);
+	if (!(seen & 1u << HTAG_VERSION))
+		return trust_errf(err, TRUST_EFORMAT, "no VERSION (tag 1) in the header "
+			"(%u bytes)", f->hdr.header_len);
+	f->payload.p = f->buf + f->hdr.header_len;
+	f->payload.len = f->len - f->hdr.header_len;
+	return 0;
+}
+
+static int
+parse_record_elem(struct trust_file *f, struct trust_record *rec, struct tlv_reader *r,
+	const struct tlv *t, struct trust_err *err)
+{
+	int rc = 0;
+
+	switch (t->tag) {
+	case RTAG_RECORD_LENGTH:
+		if ((rc = want_len(t, 2, err)) != 0)
+			return rc;
+		rec->len = trust_get_u16(t->val);
+		if (rec->len < r->off - rec->off)
+			return tlv_error(err, t, "record length %u ends inside the record's "
+				"elements (they reach offset %zu)", rec->len, r->off);
+		if (rec->len > f->len - rec->off)
+			return tlv_error(err, t, "record length %u runs past the end of the file "
+				"(%zu bytes)", rec->len, f->len);
+		r->end = rec->off + rec->len;
+		snprintf(r->scope, sizeof(r->scope), "the record at offset %zu (length %u)",
+			rec->off, rec->len);
+		return 0;
+	case RTAG_DNS_NAME: rec->dns_name = view(t); return 0;
+	case RTAG_SUBJECT_NAME: rec->subject = view(t); return 0;
+	case RTAG_ROLE:
+		if ((rc = want_len(t, 2, err)) == 0) {
+			rec->has_role = true;
+			rec->role = trust_get_u16(t->val);
+		}
+		return rc;
+	case RTAG_ISSUER_NAME: rec->issuer = view(t); return 0;
+	case RTAG_SERIAL_NUMBER: rec->serial = view(t); return 0;
+	case RTAG_PUBLIC_KEY: rec->pubkey = view(t); return 0;
+	case RTAG_SIGNATURE: rec->signature = view(t); return 0;
+	case RTAG_CERTIFICATE: rec->cert = view(t); return 0;
+	case RTAG_IP_ADDRESS:
+		if ((rc = want_len(t, 4, err)) == 0) {
+			rec->has_ip = true;
+			memcpy(rec->ip, t->val, 4);
+		}
+		return rc;
+	case RTAG_CERTIFICATE_HASH: rec->cert_hash = view(t); return 0;
+	case RTAG_HASH_ALGORITHM:
+		if ((rc = want_len(t, 1, err)) == 0)
+			rec->hash_alg = t->val[0];
+		return rc;
+	}
+	file_warn(f, t, "a record");
+	return 0;
+}
+
+/* One record from off; RECORD_LENGTH may come in any position and then
+ * bounds the rest of the record. */
+static int
+parse_record(struct trust_file *f, size_t off, struct trust_record *rec,
+	struct trust_err *err)
+{
+	struct tlv_reader file, r;
+	uint32_t seen = 0;
+	struct tlv t;
+	int rc;
+
+	memset(rec, 0, sizeof(*rec));
+	rec->off = off;
+	tlv_reader_init(&file, f->buf, 0, f->len);
+	tlv_reader_span(&r, &file, off, f->len, "the record at offset %zu", off);
+	r.scope[0] = '\0';	/* until RECORD_LENGTH is read, the file is the limit */
+	while ((rc = tlv_next(&r, &t, err)) > 0) {
+		if (t.tag == TLV_PADDING)
+			continue;
+		if ((rc = once(&seen, &t, err)) != 0)
+			return rc;
+		if ((rc = parse_record_elem(f, rec, &r, &t, err)) != 0)
+			return rc;
+	}
+	if (rc < 0)
+		return rc;
+	if (!(seen & 1u << RTAG_RECORD_LENGTH))
+		return trust_errf(err, TRUST_EFORMAT,
+			"record at offset %zu has no RECORD_LENGTH (tag 1)", off);
+	return 0;
+}
+
+static int
+parse_records(struct trust_file *f, struct trust_err *err)
+{
+	size_t off = f->hdr.header_len, cap = 0;
+	int rc;
+
+	while (off < f->len) {
+		struct trust_record *rec;
+
+		if (f->buf[off] == TLV_PADDING) {
+			off++;
+			continue;
+		}
+		if (f->nrecs == cap) {
+			size_t ncap = cap ? 2 * cap : 8;
+			struct trust_record *n = realloc(f->recs, ncap * sizeof(*n));
+
+			if (n == NULL)
+				return trust_errf(err, TRUST_ENOMEM, "out of memory for records");
+			f->recs = n;
+			cap = ncap;
+		}
+		rec = &f->recs[f->nrecs];
+		if ((rc = parse_record(f, off, rec, err)) != 0)
+			return rc;
+		f->nrecs++;
+		off += rec->len;
+	}
+	return 0;
+}
+
+static int
+file_start(const uint8_t *buf, size_t len, struct trust_file *f, struct trust_err *err)
+{
+	memset(f, 0, sizeof(*f));
+	f->buf = buf;
+	f->len = len;
+	if (buf == NULL || len == 0)
+		return trust_errf(err, TRUST_EFORMAT, "empty file");
+	return 0;
+}
+
+int
+trust_file_parse(const uint8_t *buf, size_t len, struct trust_file *f,
+	struct trust_err *err)
+{
+	int rc = file_start(buf, len, f, err);
+
+	if (rc == 0)
+		rc = parse_header(f, err);
+	return rc;
+}
+
+int
+trust_list_parse(const uint8_t *buf, size_t len, struct trust_file *f,
+	struct trust_err *err)
+{
+	int rc = file_start(buf, len, f, err);
+
+	if (rc != 0)
+		return rc;
+	if (len > TRUST_LIST_MAX)
+		return trust_errf(err, TRUST_ETOOBIG,
+			"trust list is %zu bytes; phones cannot load more than %u", len,
+			TRUST_LIST_MAX);
+	rc = parse_header(f, err);
+	if (rc == 0)
+		rc = parse_records(f, err);
+	if (rc != 0) {
+		free(f->recs);
+		f->recs = NULL;
+		f->nrecs = 0;
+	}
+	return rc;
+}
+
+void
+trust_file_free(struct trust_file *f)
+{
+	free(f->recs);
+	f->recs = NULL;
+	f->nrecs = 0;
+}
+
+/* ---- verification ----------------------------------------------------- */
+
+const EVP_MD *
+hdr_md(unsigned code)
+{
+	switch (code) {
+	case TRUST_HASH_SHA1: return EVP_sha1();
+	case TRUST_HASH_SHA256: return EVP_sha256();
+	case TRUST_HASH_SHA512: return EVP_sha512();
+	}
+	return NULL;
+}
+
+int
+hdr_need_rsa(EVP_PKEY *key, const char *who, struct trust_err *err)
+{
+	if (key == NULL)
+		return trust_errf(err, TRUST_EINVAL, "no %s key", who);
+	if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA)
+		return trust_errf(err, TRUST_EINVAL,
+			"the %s key is %s, but these files only use RSA (PKCS#1 v1.5)", who,
+			EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key) : "not RSA");
+	return 0;
+}
+
+int
+trust_file_verify(const struct trust_file *f, EVP_PKEY *key, struct trust_err *err)
+{
+	const struct trust_header *h = &f->hdr;
+	const EVP_MD *md = hdr_md(h->hash_alg);
+	EVP_MD_CTX *ctx = NULL;
+	size_t after;
+	int rc;
+
+	if ((rc = hdr_need_rsa(key, "signer", err)) != 0)
+		return rc;
+	if (h->signature.p == NULL || h->signature.len == 0)
+		return trust_errf(err, TRUST_ESIG, "the header has no SIGNATURE (tag 12)");
+	if (md == NULL)
+		return trust_errf(err, TRUST_EFORMAT, "hash algorithm %u is not SHA-1 (1), "
+			"SHA-256 (2) or SHA-512 (3)", h->hash_alg);
+	if (h->sig_alg != 0)
+		return trust_errf(err, TRUST_EFORMAT, "signature algorithm %u is not RSA (0)",
+			h->sig_alg);
+	if (h->signature.len != (size_t)EVP_PKEY_get_size(key))
+		return trust_errf(err, TRUST_ESIG, "signature is %zu bytes, the signer's key "
+			"is RSA-%d", h->signature.len, EVP_PKEY_get_bits(key));
+	after = h->sig_off + 3 + h->signature.len;
+	ctx = EVP_MD_CTX_new();
+	if (ctx == NULL || EVP_DigestVerifyInit(ctx, NULL, md, NULL, key) != 1
+	    || EVP_DigestVerifyUpdate(ctx, f->buf, h->sig_off) != 1
+	    || EVP_DigestVerifyUpdate(ctx, f->buf + after, f->len - after) != 1) {
+		EVP_MD_CTX_free(ctx);
+		return trust_err_openssl(err, TRUST_ECRYPTO, "signature check");
+	}
+	rc = EVP_DigestVerifyFinal(ctx, h->signature.p, h->signature.len);
+	EVP_MD_CTX_free(ctx);
+	ERR_clear_error();
+	if (rc != 1)
+		return trust_errf(err, TRUST_ESIG, "%s signature does not verify with the "
+			"signer's key", trust_hash_name(h->hash_alg));
+	return 0;
+}
+
+const struct trust_record *
+trust_list_signer(const struct trust_file *f)
+{
+	const struct trust_header *h = &f->hdr;
+
+	if (h->signer_serial.len == 0)
+		return NULL;
+	for (size_t i = 0; i < f->nrecs; i++) {
+		const struct trust_record *r = &f->recs[i];
+
+		if (!r->has_role || r->role != TRUST_ROLE_SAST
+		    || !trust_serial_equal(r->serial.p, r->serial.len, h->signer_serial.p,
+			h->signer_serial.len))
+			continue;
+		/* serials are unique only per issuer */
+		if (r->issuer.len > 0 && h->signer_issuer.len > 0
+		    && !trust_name_equal((const char *)r->issuer.p, r->issuer.len,
+			(const char *)h->signer_issuer.p, h->signer_issuer.len))
+			continue;
+		return r;
+	}
+	return NULL;
+}
+
+/* The key of a record: from its certificate, else its PKCS#1 key. */
+static EVP_PKEY *
+record_key(const struct trust_record *r, struct trust_err *err)
+{
+	EVP_PKEY *key = NULL;
+
+	if (r->cert.len > 0) {
+		struct trust_cert c;
+
+		if (trust_cert_from_der(r->cert.p, r->cert.len, &c, err) != 0) {
+			char msg[sizeof(err->msg)];
+
+			if (err != NULL) {
+				snprintf(msg, sizeof(msg), "%s", err->msg);
+				trust_errf(err, TRUST_EFORMAT, "signer record at offset %zu: %s",
+					r->off, msg);
+			}
+			return NULL;
+		}
+		key = trust_cert_pubkey(&c);
+		if (key != NULL)
+			EVP_PKEY_up_ref(key);
+		trust_cert_free(&c);
+	} else if (r->pubkey.len > 0) {
+		const unsigned char *p = r->pubkey.p;
+
+		key = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, (long)r->pubkey.len);
+		if (key == NULL)
+			trust_err_openssl(err, TRUST_EFORMAT, "signer record public key");
+	} else {
+		trust_errf(err, TRUST_ENOTFOUND, "signer record at offset %zu has no "
+			"certificate or key", r->off);
+	}
+	return key;
+}
+
+int
+trust_list_verify(const struct trust_file *f, const struct trust_cert *signer,
+	struct trust_err *err)
+{
+	const struct trust_record *r;
+	EVP_PKEY *key;
+	int rc;
+
+	if (signer != NULL)
+		return trust_file_verify(f, trust_cert_pubkey(signer), err);
+	r = trust_list_signer(f);
+	if (r == NULL) {
+		char hex[2 * 64 + 1] = "";
+		size_t n = f->hdr.signer_serial.len < 64 ? f->hdr.signer_serial.len : 64;
+
+		trust_hex(f->hdr.signer_serial.p, n, hex);
+		return trust_errf(err, TRUST_ENOTFOUND, "no SAST record has the header's "
+			"signer serial (%s)", n > 0 ? hex : "none");
+	}
+	key = record_key(r, err);
+	if (key == NULL)
+		return err != NULL ? err->code : TRUST_EFORMAT;
+	rc = trust_file_verify(f, key, err);
+	EVP_PKEY_free(key);
+	return rc;
+}
+
+/* ---- building --------------------------------------------------------- */
+
+static int
+modulus_code(int bits)
+{
+	switch (bits) {
+	case 512: return 0;
+	case 1024: return 1;
+	case 2048: return 2;
+	case 4096: return 3;
+	}
+	return -1;
+}
+
+static int
+check_signer(const struct trust_signer *s, struct trust_err *err)
+{
+	int rc;
+
+	if (s == NULL || s->cert == NULL || s->cert->x509 == NULL)
+		return trust_errf(err, TRUST_EINVAL, "no signer certificate");
+	if ((rc = hdr_need_rsa(s->key, "signer", err)) != 0)
+		return rc;
+	if (EVP_PKEY_eq(trust_cert_pubkey(s->cert), s->key) != 1) {
+		ERR_clear_error();
+		return trust_errf(err, TRUST_EINVAL, "the signing key does not belong to "
+			"the signer certificate %s", s->cert->subject);
+	}
+	if (hdr_md(s->hash) == NULL)
+		return trust_errf(err, TRUST_EINVAL, "hash code %u is not SHA-1 (1), SHA-256 "
+			"(2) or SHA-512 (3)", s->hash);
+	if (modulus_code(EVP_PKEY_get_bits(s->key)) < 0)
+		return trust_errf(err, TRUST_EINVAL, "RSA-%d has no modulus code; use 1024, "
+			"2048 or 4096 bits", EVP_PKEY_get_bits(s->key));
+	return 0;
+}
+
+/* Header without the signature element; *sig_at is where it goes. */
+static int
+hdr_unsigned(const struct trust_signer *s, const struct hdr_spec *h, struct trust_buf *b,
+	size_t *sig_at, size_t siglen)
+{
+	static const uint8_t sv[2] = { 1, 1 };
+	size_t o, o2, hl_at, total;
+
+	tlv_put(b, HTAG_VERSION, h->version, 2);
+	hl_at = b->len;
+	tlv_put_u16(b, HTAG_HEADER_LENGTH, 0);
+	if (h->signer_version)
+		tlv_put(b, HTAG_SIGNER_VERSION, sv, 2);
+	o = tlv_open(b, HTAG_SIGNER_INFO);
+	if (tlv_put_str(b, HTAG_SIGNER_NAME, s->cert->subject) != 0
+	    || tlv_put(b, HTAG_SERIAL_NUMBER, s->cert->serial, s->cert->serial_len) != 0
+	    || tlv_put_str(b, HTAG_ISSUER_NAME, s->cert->issuer) != 0)
+		return TRUST_ETOOBIG;
+	if (tlv_close(b, o) != 0)
+		return TRUST_ETOOBIG;
+	o = tlv_open(b, HTAG_SIGNATURE_INFO);
+	tlv_put_u8(b, HTAG_HASH_ALGORITHM, (uint8_t)s->hash);
+	o2 = tlv_open(b, HTAG_SIGNATURE_ALGORITHM_INFO);
+	tlv_put_u8(b, HTAG_SIGNATURE_ALGORITHM, 0);
+	tlv_put_u8(b, HTAG_SIGNATURE_MODULUS, (uint8_t)modulus_code(EVP_PKEY_get_bits(s->key)));
+	tlv_close(b, o2);
+	tlv_close(b, o);
+	*sig_at = b->len;
+	if (tlv_put_str(b, HTAG_FILENAME, h->filename) != 0)
+		return TRUST_ETOOBIG;
+	tlv_put_u32(b, HTAG_TIMESTAMP, h->timestamp);
+	trust_buf_put(b, h->extra, h->extra_len);
+	/* pad so that the header with its signature is a multiple of 4 */
+	total = b->len + 3 + siglen;
+	tlv_put_padding(b, (4 - total % 4) % 4);
+	total = b->len + 3 + siglen;
+	if (b->failed)
+		return TRUST_ENOMEM;
+	if (total > 65535)
+		return TRUST_ETOOBIG;
+	b->data[hl_at + 3] = (uint8_t)(total >> 8);
+	b->data[hl_at + 4] = (uint8_t)total;
+	return 0;
+}
+
+static int
+sign_bytes(EVP_PKEY *key, const EVP_MD *md, const uint8_t *p, size_t n, uint8_t *sig,
+	size_t *siglen)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int ok;
+
+	ok = ctx != NULL && EVP_DigestSignInit(ctx, NULL, md, NULL, key) == 1
+		&& EVP_DigestSign(ctx, sig, siglen, p, n) == 1;
+	EVP_MD_CTX_free(ctx);
+	return ok ? 0 : -1;
+}
+
+int
+hdr_build_signed(const struct trust_signer *s, const struct hdr_spec *h,
+	struct trust_buf *out, struct trust_err *err)
+{
+	struct trust_buf b;
+	uint8_t sig[1024];
+	size_t sig_at = 0, siglen;
+	int rc;
+
+	trust_buf_init(out);
+	if ((rc = check_signer(s, err)) != 0)
+		return rc;
+	if (h->filename == NULL || h->filename[0] == '\0')
+		return trust_errf(err, TRUST_EINVAL, "%s: no file name for the header", h->what);
+	siglen = (size_t)EVP_PKEY_get_size(s->key);
+	if (siglen > sizeof(sig))
+		return trust_errf(err, TRUST_EINVAL, "RSA-%d signatures are too large",
+			EVP_PKEY_get_bits(s->key));
+	trust_buf_init(&b);
+	rc = hdr_unsigned(s, h, &b, &sig_at, siglen);
+	if (rc == TRUST_ETOOBIG) {
+		trust_buf_free(&b);
+		return trust_errf(err, rc, "%s %s: the header would exceed 65,535 bytes "
+			"(names or extra elements too long)", h->what, h->filename);
+	}
+	if (rc == 0 && h->max_len != 0 && b.len + 3 + siglen + h->body_len > h->max_len) {
+		rc = trust_errf(err, TRUST_ETOOBIG, "%s %s would be %zu bytes; phones cannot "
+			"load more than %zu", h->what, h->filename, b.len + 3 + siglen + h->body_len,
+			h->max_len);
+		trust_buf_free(&b);
+		return rc;
+	}
+	if (rc == 0)
+		rc = trust_buf_put(&b, h->body, h->body_len);
+	if (rc != 0) {
+		trust_buf_free(&b);
+		return trust_errf(err, TRUST_ENOMEM, "%s: out of memory", h->what);
+	}
+	if (sign_bytes(s->key, hdr_md(s->hash), b.data, b.len, sig, &siglen) != 0) {
+		trust_buf_free(&b);
+		return trust_err_openssl(err, TRUST_ECRYPTO, "signing");
+	}
+	trust_buf_reserve(out, b.len + 3 + siglen);
+	trust_buf_put(out, b.data, sig_at);
+	tlv_put(out, HTAG_SIGNATURE, sig, siglen);
+	trust_buf_put(out, b.data + sig_at, b.len - sig_at);
+	trust_buf_free(&b);
+	if (out->failed) {
+		trust_buf_free(out);
+		return trust_errf(err, TRUST_ENOMEM, "%s: out of memory", h->what);
+	}
+	return 0;
+}
+
+/* One record in CUCM order 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 (FORMATS §8.4);
+ * without a certificate only 1, 2, 4, 10 (the empty record of §1.4, §8.8). */
+static int
+record_build(struct trust_buf *b, const struct trust_list_entry *e)
+{
+	const struct trust_cert *c = e->cert;
+	size_t start = b->len, n;
+
+	tlv_put_u16(b, RTAG_RECORD_LENGTH, 0);
+	if (tlv_put_str(b, RTAG_DNS_NAME, e->dns_name != NULL ? e->dns_name : "") == TRUST_ETOOBIG)
+		return TRUST_ETOOBIG;
+	if (c != NULL) {
+		if (tlv_put_str(b, RTAG_SUBJECT_NAME, c->subject) == TRUST_ETOOBIG
+		    || tlv_put_u16(b, RTAG_ROLE, e->role) != 0
+		    || tlv_put_str(b, RTAG_ISSUER_NAME, c->issuer) == TRUST_ETOOBIG
+		    || tlv_put(b, RTAG_SERIAL_NUMBER, c->serial, c->serial_len) != 0
+		    || tlv_put(b, RTAG_PUBLIC_KEY, c->pubkey, c->pubkey_len) == TRUST_ETOOBIG
+		    || tlv_put(b, RTAG_SIGNATURE, c->sig, c->sig_len) == TRUST_ETOOBIG
+		    || tlv_put(b, RTAG_CERTIFICATE, c->der, c->der_len) == TRUST_ETOOBIG)
+			return TRUST_ETOOBIG;
+	} else {
+		tlv_put_u16(b, RTAG_ROLE, e->role);
+	}
+	if (e->has_ip)
+		tlv_put(b, RTAG_IP_ADDRESS, e->ip, 4);
+	if (b->failed)
+		return TRUST_ENOMEM;
+	n = b->len - start;
+	if (n > 65535)
+		return TRUST_ETOOBIG;
+	b->data[start + 3] = (uint8_t)(n >> 8);
+	b->data[start + 4] = (uint8_t)n;
+	return 0;
+}
+
+int
+trust_list_build(const struct trust_signer *s, const char *filename,
+	uint32_t timestamp, const struct trust_list_entry *e, size_t n,
+	struct trust_buf *out, struct trust_err *err)
+{
+	struct hdr_spec h = {
+		.version = { 1, 2 },
+		.signer_version = s != NULL && s->signer_version,
+		.filename = filename,
+		.timestamp = timestamp,
+		.max_len = TRUST_LIST_MAX,
+		.what = "trust list",
+	};
+	struct trust_buf body;
+	int rc;
+
+	trust_buf_init(out);
+	trust_buf_init(&body);
+	for (size_t i = 0; i < n; i++) {
+		rc = record_build(&body, &e[i]);
+		if (rc == 0 && body.len > TRUST_LIST_MAX)
+			rc = TRUST_ETOOBIG;
+		if (rc != 0) {
+			trust_buf_free(&body);
+			if (rc == TRUST_ENOMEM)
+				return trust_errf(err, rc, "out of memory for records");
+			return trust_errf(err, rc, "%s: records pass 65,535 bytes at record %zu "
+				"of %zu; phones cannot load a larger trust list",
+				filename != NULL ? filename : "trust list", i + 1, n);
+		}
+	}
+	h.body = body.data;
+	h.body_len = body.len;
+	rc = hdr_build_signed(s, &h, out, err);
+	trust_buf_free(&body);
+	return rc;
+}
