@@ -1,0 +1,141 @@
+/*
+ * The TFTP transfer engine of one worker lcore: read-only RFC 1350 server
+ * with RFC 2347 options (2348 blksize, 2349 tsize/timeout, 7440 windowsize).
+ *
+ * It is DPDK-free on purpose: it sees UDP payloads, not mbufs, so the same
+ * state machine runs in the unit tests and in tvsd. The caller (the lcore
+ * loop) owns the packets, the clock and the file lookup; the engine owns
+ * the transfer table, the retransmission timers and the counters.
+ *
+ * Ports: every transfer gets its own server port (its TID). An engine owns
+ * the ports [port_base, port_base + max_transfers): the slot index is
+ * port - port_base, so the lcore loop can tell from the destination port
+ * alone which lcore owns a packet and hand it over a ring.
+ */
+#ifndef DP_TFTP_H
+#define DP_TFTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TFTP_PORT 69
+#define TFTP_DEFAULT_BLKSIZE 512
+#define TFTP_MIN_BLKSIZE 8
+#define TFTP_MAX_BLKSIZE 65464
+#define TFTP_MAX_WINDOWSIZE 65535
+#define TFTP_MAX_REQUEST 512		/* RFC 2347: largest RRQ/WRQ we parse */
+#define TFTP_NAME_MAX 255		/* longest file name accepted */
+#define TFTP_DEFAULT_TIMEOUT_MS 1000	/* used when limits.timeout_ms is 0 */
+#define TFTP_DEFAULT_RETRIES 5		/* used when limits.retries is 0 */
+
+enum tftp_opcode {
+	TFTP_RRQ = 1, TFTP_WRQ = 2, TFTP_DATA = 3, TFTP_ACK = 4, TFTP_ERROR = 5, TFTP_OACK = 6,
+};
+
+enum tftp_errcode {
+	TFTP_ERR_UNDEFINED = 0, TFTP_ERR_NOT_FOUND = 1, TFTP_ERR_ACCESS = 2,
+	TFTP_ERR_DISK_FULL = 3, TFTP_ERR_ILLEGAL_OP = 4, TFTP_ERR_UNKNOWN_TID = 5,
+	TFTP_ERR_EXISTS = 6, TFTP_ERR_NO_USER = 7, TFTP_ERR_OPTIONS = 8,
+};
+
+/*
+ * A zero field means its default: max_blksize TFTP_DEFAULT_BLKSIZE (values
+ * outside 8..65464 are clamped), max_windowsize 1, timeout_ms
+ * TFTP_DEFAULT_TIMEOUT_MS, retries TFTP_DEFAULT_RETRIES. max_transfers must
+ * be >= 1 and [port_base, port_base + max_transfers) must fit in 1..65535
+ * without holding port 69, or tftp_engine_create fails with EINVAL.
+ */
+struct tftp_limits {
+	uint16_t max_blksize;		/* also capped by the interface MTU */
+	uint16_t max_windowsize;
+	uint32_t timeout_ms;		/* default retransmission timeout */
+	uint8_t retries;		/* then the transfer fails */
+	uint32_t max_transfers;		/* slots of this engine */
+	uint16_t port_base;
+};
+
+/* Where a packet came from / goes to; host byte order. */
+struct tftp_peer {
+	uint32_t ip;
+	uint16_t port;
+};
+
+/* A file as the lookup callback lends it: the bytes stay valid until
+ * release(ref) is called, so a transfer keeps the generation it started
+ * with however many publication swaps happen meanwhile. */
+struct tftp_file {
+	const uint8_t *data;
+	size_t len;
+	uint64_t generation;
+	void *ref;
+};
+
+struct tftp_ops {
+	/* 0 and *f filled, or a tftp_errcode (NOT_FOUND, ACCESS) */
+	int (*lookup)(void *ctx, const char *name, struct tftp_file *f);
+	void (*release)(void *ctx, void *ref);
+	/* One UDP datagram from src_port to peer: hdr then body (body may be a
+	 * slice of the file, to be copied or attached by the caller).
+	 * hdr is engine scratch, valid only during the call: copy it. It is
+	 * 4 bytes for an octet DATA but can be up to 4 + blksize bytes for a
+	 * netascii DATA (converted bytes, body NULL) and ~100 for an OACK or
+	 * ERROR. body, when not NULL, points into the file's bytes and stays
+	 * valid until release(ref). Callbacks must not re-enter the engine. */
+	void (*send)(void *ctx, const struct tftp_peer *to, uint16_t src_port,
+		const uint8_t *hdr, size_t hdrlen, const uint8_t *body, size_t bodylen);
+	/* optional: a transfer finished (ok or not), for fetch tracking;
+	 * name is the name the client asked for (ITLSEP<MAC>.tlv, not the
+	 * mapped ITLFile.tlv). Called before release. */
+	void (*done)(void *ctx, const char *name, const struct tftp_peer *peer,
+		uint64_t generation, bool ok);
+};
+
+/*
+ * Counters, written only by the engine's lcore. Every ERROR datagram the
+ * engine sends is counted in exactly one err_* counter; ERROR packets are
+ * never answered. Always started == completed + failed + tftp_active().
+ */
+struct tftp_stats {
+	uint64_t rrq;			/* RRQ datagrams received on port 69 */
+	uint64_t started;		/* transfers that got a slot and a file */
+	uint64_t completed;		/* last block acknowledged */
+	uint64_t failed;		/* retries exhausted, peer ERROR */
+	uint64_t retransmits;		/* DATA/OACK datagrams sent again */
+	uint64_t data_pkts;		/* DATA datagrams sent, retransmits included */
+	uint64_t bytes;			/* payload bytes of those DATA datagrams */
+	uint64_t err_not_found;		/* ERROR 1 sent */
+	uint64_t err_access;		/* ERROR 2 sent: WRQ, '..', leading '/' */
+	uint64_t err_illegal;		/* ERROR 4 sent: bad opcode, malformed request */
+	uint64_t err_unknown_tid;	/* ERROR 5 sent */
+	uint64_t err_options;		/* ERROR 8 sent */
+	uint64_t err_table_full;	/* ERROR 0 "server busy" sent */
+	uint64_t dup_acks;		/* ACKs of blocks already acknowledged */
+	uint64_t malformed;		/* datagrams dropped without an answer */
+};
+
+struct tftp_engine;
+
+struct tftp_engine *tftp_engine_create(const struct tftp_limits *lim,
+	const struct tftp_ops *ops, void *ctx);
+void tftp_engine_free(struct tftp_engine *e);	/* releases live transfers */
+
+/* A datagram for port 69 or for one of this engine's ports; now in ns. */
+void tftp_input(struct tftp_engine *e, uint64_t now_ns, const struct tftp_peer *from,
+	uint16_t dst_port, const uint8_t *payload, size_t len);
+/* Retransmissions and timeouts; call often (every loop turn is fine: it
+ * returns at once when nothing is due). */
+void tftp_tick(struct tftp_engine *e, uint64_t now_ns);
+unsigned tftp_active(const struct tftp_engine *e);
+const struct tftp_stats *tftp_stats(const struct tftp_engine *e);
+bool tftp_owns_port(const struct tftp_engine *e, uint16_t port);
+
+/*
+ * Names phones ask for that are not files of the publication:
+ * ITLSEP<MAC>.tlv and CTLSEP<MAC>.tlv (12 hex digits) map to ITLFile.tlv /
+ * CTLFile.tlv (FORMATS §8.7); out receives the file name to look up and
+ * mac (if not NULL) the 12 upper-case hex digits. Returns true if mapped.
+ */
+bool tftp_map_device_name(const char *name, char *out, size_t outsz, char mac[13]);
+
+#endif

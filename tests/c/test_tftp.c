@@ -1,0 +1,1045 @@
+/* The TFTP transfer engine of dataplane/tftp.c, driven by a scripted client. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tap.h"
+#include "tftp.h"
+#include "tftp_harness.h"
+
+#define STEPS 10000000ul
+#define SEC 1000000000ull
+
+static const struct tftp_limits default_limits = {
+	.max_blksize = 1428, .max_windowsize = 64, .timeout_ms = 1000, .retries = 5,
+	.max_transfers = 16, .port_base = 20000,
+};
+
+static uint64_t prng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t
+prng(void)
+{
+	/* xorshift64*: a fixed seed makes every run the same */
+	prng_state ^= prng_state >> 12;
+	prng_state ^= prng_state << 25;
+	prng_state ^= prng_state >> 27;
+	return prng_state * 0x2545f4914f6cdd1dull;
+}
+
+static uint8_t *
+make_file(size_t len, unsigned seed)
+{
+	uint8_t *d = malloc(len ? len : 1);
+
+	for (size_t i = 0; i < len; i++)
+		d[i] = (uint8_t)((i * 131 + seed * 7 + (i >> 9)) & 0xff);
+	return d;
+}
+
+/* The engine's books must balance after every scenario. */
+static void
+check_books(struct h *h, const char *what)
+{
+	const struct tftp_stats *st = tftp_stats(h->e);
+
+	is_int(st->started, st->completed + st->failed + tftp_active(h->e),
+		"%s: started == completed + failed + active", what);
+	is_int(h->lookups_ok, h->releases + tftp_active(h->e),
+		"%s: every lent file released once or still in use", what);
+	is_int(h->bad_releases, 0, "%s: no release of an unknown or released file", what);
+}
+
+/* Fetches name and compares with want; returns the client for more checks. */
+static void
+fetch(struct h *h, struct h_client *c, const uint8_t *want, size_t wantlen, const char *what)
+{
+	h_client_run(h, c, STEPS);
+	ok(c->finished && c->error < 0, "%s: client got the whole file", what);
+	ok(c->len == wantlen && (wantlen == 0 || memcmp(c->buf, want, wantlen) == 0),
+		"%s: %zu bytes received equal the file (%zu)", what, c->len, wantlen);
+	is_int(tftp_active(h->e), 0, "%s: no transfer left", what);
+}
+
+static void
+test_basic(void)
+{
+	struct h h;
+	struct h_client c;
+	uint8_t *d = make_file(1300, 1);
+	const struct tftp_stats *st;
+
+	h_init(&h, &default_limits);
+	h_publish(&h, "SEP001122334455.cnf.xml", d, 1300);
+	h_client_init(&c, 1, "SEP001122334455.cnf.xml", "octet", NULL);
+	fetch(&h, &c, d, 1300, "default blksize");
+	st = tftp_stats(h.e);
+	is_int(c.got_oack, 0, "no option asked, no OACK");
+	is_int(c.sport, default_limits.port_base, "first transfer uses the first port");
+	is_int(st->data_pkts, 3, "1300 bytes = 512 + 512 + 276: three DATA");
+	is_int(st->bytes, 1300, "bytes counted");
+	is_int(st->retransmits, 0, "no retransmission");
+	is_int(st->rrq, 1, "one RRQ");
+	is_int(st->started, 1, "one started");
+	is_int(st->completed, 1, "one completed");
+	is_int(h.done_ok, 1, "done(ok) called once");
+	is_str(h.done_name, "SEP001122334455.cnf.xml", "done gets the asked name");
+	is_int(h.releases, 1, "release called once");
+	is_int(c.acks_tx, 3, "client acked three blocks");
+	check_books(&h, "basic");
+	h_client_free(&c);
+
+	/* mode names are case-insensitive */
+	h_client_init(&c, 2, "SEP001122334455.cnf.xml", "OcTeT", NULL);
+	fetch(&h, &c, d, 1300, "mode OcTeT");
+	h_client_free(&c);
+	h_fini(&h);
+	free(d);
+}
+
+static void
+test_exact_multiple(void)
+{
+	struct h h;
+	struct h_client c;
+	uint8_t *d = make_file(1024, 2);
+	struct h_pkt *p;
+	uint8_t req[64];
+	struct tftp_peer peer = { 0x0a000009, 4444 };
+	size_t n;
+
+	h_init(&h, &default_limits);
+	h_publish(&h, "two.bin", d, 1024);
+	h_publish(&h, "empty.bin", d, 0);
+	h_client_init(&c, 1, "two.bin", "octet", NULL);
+	fetch(&h, &c, d, 1024, "exact multiple of 512");
+	is_int(tftp_stats(h.e)->data_pkts, 3, "1024 bytes: 512, 512 and an empty block");
+	is_int(c.next, 4, "three blocks received");
+	h_client_free(&c);
+
+	h_client_init(&c, 2, "empty.bin", "octet", NULL);
+	fetch(&h, &c, d, 0, "empty file");
+	is_int(c.next, 2, "empty file is one empty block");
+	h_client_free(&c);
+
+	/* look at the last DATA on the wire */
+	n = h_req(req, sizeof(req), TFTP_RRQ, "empty.bin", "octet", NULL);
+	h_input(&h, &peer, TFTP_PORT, req, n);
+	p = h_pop(&h);
+	ok(p != NULL && p->len == 4 && h_get16(p->data) == TFTP_DATA && h_get16(p->data + 2) == 1,
+		"empty file: DATA block 1 with 4 bytes");
+	if (p != NULL) {
+		h_ack(&h, &peer, p->sport, 1);
+		free(p->data);
+	}
+	is_int(tftp_active(h.e), 0, "ACK 1 completes the empty file");
+	check_books(&h, "exact multiple");
+	h_fini(&h);
+	free(d);
+}
+
+static void
+test_negotiation(void)
+{
+	static const char *const o1[] = {
+		"blksize", "1428", "tsize", "0", "timeout", "3", "windowsize", "8", NULL };
+	static const char *const o2[] = {
+		"BLKSIZE", "70000", "TSize", "0", "WindowSize", "1000", "foo", "bar", NULL };
+	static const char *const o3[] = { "foo", "1", "timeout", "0", NULL };
+	static const char *const o4[] = { "timeout", "300", NULL };
+	static const char *const o5[] = { "blksize", "0", NULL };
+	static const char *const o6[] = { "blksize", "8", "windowsize", "0", NULL };
+	struct h h;
+	struct h_client c;
+	uint8_t *d = make_file(20000, 3);
+	struct h_pkt *p;
+	struct tftp_peer peer = { 0x0a000077, 5555 };
+	uint8_t req[128];
+	size_t n;
+	unsigned sends;
+
+	h_init(&h, &default_limits);
+	h_publish(&h, "f.bin", d, 20000);
+
+	h_client_init(&c, 1, "f.bin", "octet", o1);
+	fetch(&h, &c, d, 20000, "all four options");
+	ok(c.got_oack, "OACK sent");
+	is_str(h_oack_get(&c, "blksize"), "1428", "OACK blksize 1428");
+	is_str(h_oack_get(&c, "tsize"), "20000", "OACK tsize is the file size");
+	is_str(h_oack_get(&c, "timeout"), "3", "OACK timeout 3");
+	is_str(h_oack_get(&c, "windowsize"), "8", "OACK windowsize 8");
+	is_int(tftp_stats(h.e)->data_pkts, 20000 / 1428 + 1, "1428-byte blocks");
+	h_client_free(&c);
+
+	h_client_init(&c, 2, "f.bin", "octet", o2);
+	fetch(&h, &c, d, 20000, "capped options, upper case names");
+	is_str(h_oack_get(&c, "blksize"), "1428", "blksize 70000 answered with our max 1428");
+	is_str(h_oack_get(&c, "windowsize"), "64", "windowsize 1000 capped at 64");
+	is_str(h_oack_get(&c, "tsize"), "20000", "TSize honoured");
+	ok(h_oack_get(&c, "foo") == NULL, "unknown option not echoed");
+	ok(h_oack_get(&c, "BLKSIZE") == NULL, "OACK uses lower-case names");
+	h_client_free(&c);
+
+	/* only options we ignore: plain RFC 1350 transfer, no OACK */
+	h_client_init(&c, 3, "f.bin", "octet", o3);
+	fetch(&h, &c, d, 20000, "unknown option and timeout 0");
+	ok(!c.got_oack, "timeout 0 and foo ignored: no OACK");
+	h_client_free(&c);
+	h_client_init(&c, 4, "f.bin", "octet", o4);
+	fetch(&h, &c, d, 20000, "timeout 300");
+	ok(!c.got_oack, "timeout 300 ignored: no OACK");
+	h_client_free(&c);
+
+	/* blksize 0 refused with ERROR 8 */
+	h_client_init(&c, 5, "f.bin", "octet", o5);
+	h_client_run(&h, &c, 100);
+	is_int(c.error, TFTP_ERR_OPTIONS, "blksize 0: ERROR 8");
+	ok(strstr(c.errmsg, "blksize") != NULL, "ERROR 8 names blksize (%s)", c.errmsg);
+	is_int(tftp_stats(h.e)->err_options, 1, "err_options counted");
+	h_client_free(&c);
+
+	/* blksize 8 is the minimum and legal; windowsize 0 ignored */
+	h_client_init(&c, 6, "f.bin", "octet", o6);
+	h_publish(&h, "small.bin", d, 100);
+	c.name = "small.bin";
+	fetch(&h, &c, d, 100, "blksize 8");
+	is_str(h_oack_get(&c, "blksize"), "8", "blksize 8 accepted");
+	ok(h_oack_get(&c, "windowsize") == NULL, "windowsize 0 ignored");
+	h_client_free(&c);
+
+	/* the negotiated timeout drives retransmission: OACK again after 3 s, not 1 s */
+	n = h_req(req, sizeof(req), TFTP_RRQ, "f.bin", "octet", o1);
+	h_input(&h, &peer, TFTP_PORT, req, n);
+	p = h_pop(&h);
+	ok(p != NULL && h_get16(p->data) == TFTP_OACK, "OACK for the timeout check");
+	free(p ? p->data : NULL);
+	sends = h.sends;
+	h_advance(&h, 2 * SEC);
+	is_int(h.sends, sends, "nothing resent after 2 s with timeout 3");
+	h_advance(&h, SEC + 1);
+	is_int(h.sends, sends + 1, "OACK resent after 3 s");
+	h_flush(&h);
+	/* ERROR 8 in answer to the OACK ends the transfer quietly */
+	{
+		static const uint8_t e8[] = { 0, 5, 0, 8, 'n', 'o', 0 };
+
+		sends = h.sends;
+		h_input(&h, &peer, default_limits.port_base, e8, sizeof(e8));
+		is_int(h.sends, sends, "ERROR 8 from the client is not answered");
+		is_int(tftp_active(h.e), 0, "ERROR 8 ends the transfer");
+		is_int(h.done_fail, 1, "done(false) for the refused OACK");
+	}
+	check_books(&h, "negotiation");
+	h_fini(&h);
+	free(d);
+}
+
+static void
+test_windows(void)
+{
+	static const char *const w4[] = { "windowsize", "4", NULL };
+	static const char *const w16[] = { "windowsize", "16", "blksize", "1024", NULL };
+	struct h h;
+	struct h_client c;
+	size_t len = 100 * 512 + 17;
+	uint8_t *d = make_file(len, 4);
+	const struct tftp_stats *st;
+
+	h_init(&h, &default_limits);
+	h_publish(&h, "w.bin", d, len);
+
+	h_client_init(&c, 1, "w.bin", "octet", w4);
+	fetch(&h, &c, d, len, "windowsize 4");
+	st = tftp_stats(h.e);
+	is_int(st->data_pkts, 101, "windowsize 4: each of 101 blocks sent once");
+	/* ACK 0 for the OACK, one per full window of 4, one for the last block */
+	is_int(c.acks_tx, 1 + 100 / 4 + 1, "windowsize 4: one ACK per window");
+	is_int(st->retransmits, 0, "windowsize 4: no retransmission");
+	h_client_free(&c);
+
+	h_client_init(&c, 2, "w.bin", "octet", w16);
+	fetch(&h, &c, d, len, "windowsize 16");
+	is_int(st->data_pkts, 101 + (len / 1024 + 1), "windowsize 16: each block once");
+	is_int(c.acks_tx, 1 + (len / 1024) / 16 + 1, "windowsize 16: one ACK per window");
+	h_client_free(&c);
+
+	/* a lost block inside a window: the client acks the last block in
+	 * order, the engine restarts the window right after it */
+	h_client_init(&c, 3, "w.bin", "octet", w4);
+	c.drop_data = 6;
+	fetch(&h, &c, d, len, "windowsize 4, block 6 lost");
+	ok(c.unexpected_rx >= 1, "client saw the gap");
+	/* window 5..8: 6 lost, 7 and 8 each make the client ack 5; the first
+	 * ACK 5 restarts the window at 6 (6, 7, 8 again, then 9), the second
+	 * is a duplicate and sends nothing */
+	is_int(tftp_stats(h.e)->retransmits, 3, "blocks 6, 7, 8 resent once each");
+	is_int(tftp_stats(h.e)->dup_acks, 1, "the second ACK 5 is a duplicate");
+	h_client_free(&c);
+	check_books(&h, "windows");
+	h_fini(&h);
+	free(d);
+}
+
+static void
+test_rollover(void)
+{
+	static const char *const o[] = { "blksize", "8", NULL };
+	static const char *const ow[] = { "blksize", "8", "windowsize", "16", NULL };
+	struct h h;
+	struct h_client c;
+	size_t len = 600 * 1024 + 5;	/* 76801 blocks of 8 bytes */
+	uint8_t *d = make_file(len, 5);
+
+	h_init(&h, &default_limits);
+	h_publish(&h, "big.bin", d, len);
+	h_client_init(&c, 1, "big.bin", "octet", o);
+	fetch(&h, &c, d, len, "rollover, lockstep");
+	is_int(c.next - 1, len / 8 + 1, "76801 blocks");
+	is_int(h.data_block0, 1, "block number wrapped to 0 once");
+	is_int(tftp_stats(h.e)->retransmits, 0, "no retransmission across the wrap");
+	is_int(tftp_stats(h.e)->dup_acks, 0, "no ACK taken for a duplicate across the wrap");
+	h_client_free(&c);
+
+	h_client_init(&c, 2, "big.bin", "octet", ow);
+	c.drop_data = 65536 + 3;	/* lose a block just after the wrap */
+	c.drop_ack = 65536 - 5;		/* and an ACK just before */
+	fetch(&h, &c, d, len, "rollover, windowsize 16 with losses");
+	h_client_free(&c);
+	check_books(&h, "rollover");
+	h_fini(&h);
+	free(d);
+}
+
+static void
+test_losses(void)
+{
+	struct h h;
+	struct h_client c;
+	size_t len = 10 * 512 + 100;
+	uint8_t *d = make_file(len, 6);
+	const struct tftp_stats *st;
+	uint64_t rt;
+
+	h_init(&h, &default_limits);
+	h_publish(&h, "l.bin", d, len);
+	st = tftp_stats(h.e);
+
+	h_client_init(&c, 1, "l.bin", "octet", NULL);
+	c.drop_data = 3;
+	fetch(&h, &c, d, len, "DATA 3 lost");
+	is_int(st->retransmits, 1, "DATA 3 resent once after the timeout");
+	is_int(st->data_pkts, 12, "11 blocks + 1 retransmission");
+	h_client_free(&c);
+
+	rt = st->retransmits;
+	h_client_init(&c, 2, "l.bin", "octet", NULL);
+	c.drop_ack = 5;
+	fetch(&h, &c, d, len, "ACK 5 lost");
+	is_int(st->retransmits - rt, 1, "DATA 5 resent once after the lost ACK");
+	h_client_free(&c);
+
+	/* the final ACK lost: the last block goes again and the client re-acks */
+	rt = st->retransmits;
+	h_client_init(&c, 3, "l.bin", "octet", NULL);
+	c.drop_ack = 11;
+	fetch(&h, &c, d, len, "final ACK lost");
+	is_int(st->retransmits - rt, 1, "final block resent once");
+	is_int(h.done_ok, 3, "three transfers completed");
+	h_client_free(&c);
+
+	/* duplicated ACKs never cause a send (Sorcerer's Apprentice) */
+	{
+		uint64_t pk = st->data_pkts, du = st->dup_acks;
+
+		rt = st->retransmits;
+		h_client_init(&c, 4, "l.bin", "octet", NULL);
+		c.ack_copies = 2;
+		fetch(&h, &c, d, len, "every ACK twice");
+		is_int(st->data_pkts - pk, 11, "duplicate ACKs: still 11 DATA");
+		is_int(st->retransmits - rt, 0, "duplicate ACKs: no retransmission");
+		/* the copy of the final ACK hits a free slot (ERROR 5) */
+		is_int(st->dup_acks - du, 10, "ten duplicate ACKs counted");
+		h_client_free(&c);
+	}
+	/* duplicates plus a lost DATA: the classic apprentice trigger */
+	{
+		uint64_t pk = st->data_pkts;
+
+		h_client_init(&c, 5, "l.bin", "octet", NULL);
+		c.ack_copies = 2;
+		c.drop_data = 4;
+		fetch(&h, &c, d, len, "every ACK twice, DATA 4 lost");
+		is_int(st->data_pkts - pk, 12, "one extra DATA for the lost block only");
+		h_client_free(&c);
+	}
+	check_books(&h, "losses");
+	h_fini(&h);
+	free(d);
+}
+
+static void
+test_retries(void)
+{
+	struct h h;
+	struct h_client c;
+	uint8_t *d = make_file(5000, 7);
+	const struct tftp_stats *st;
+
+	h_init(&h, &default_limits);
+	h_publish(&h, "r.bin", d, 5000);
+	st = tftp_stats(h.e);
+	h_client_init(&c, 1, "r.bin", "octet", NULL);
+	c.mute = true;
+	h_client_run(&h, &c, 1000);
+	is_int(st->data_pkts, 1 + default_limits.retries, "block 1 sent 1 + retries times");
+	is_int(st->retransmits, default_limits.retries, "retries counted");
+	is_int(st->failed, 1, "transfer failed");
+	is_int(h.done_fail, 1, "done(false) once");
+	is_int(h.releases, 1, "release once");
+	is_int(tftp_active(h.e), 0, "slot freed");
+	h_advance(&h, 100 * SEC);
+	is_int(h.releases, 1, "no release after the end");
+	h_client_free(&c);
+
+	/* with options: the OACK is what gets retried */
+	{
+		static const char *const o[] = { "tsize", "0", NULL };
+
+		h_client_init(&c, 2, "r.bin", "octet", o);
+		c.mute = true;
+		h_client_run(&h, &c, 1000);
+		is_int(h.sends_oack, 1 + default_limits.retries, "OACK sent 1 + retries times");
+		is_int(st->failed, 2, "second transfer failed");
+		h_client_free(&c);
+	}
+	check_books(&h, "retries");
+	h_fini(&h);
+	free(d);
+}
+
+static void
+test_bad_requests(void)
+{
+	static const char *const ob[] = { "blksize", "1024", NULL };
+	struct h h;
+	uint8_t *d = make_file(3000, 8);
+	struct tftp_peer peer = { 0x0a000042, 1234 };
+	uint8_t req[1024];
+	char msg[128];
+	size_t n, modeend;
+	const struct tftp_stats *st;
+	unsigned bad = 0, good = 0;
+
+	h_init(&h, &default_limits);
+	h_publish(&h, "ok.bin", d, 3000);
+	h_publish(&h, "dir/ok.bin", d, 3000);
+	st = tftp_stats(h.e);
+
+	n = h_req(req, sizeof(req), TFTP_WRQ, "ok.bin", "octet", NULL);
+	h_input(&h, &peer, TFTP_PORT, req, n);
+	is_int(h_expect_error(&h, &peer, msg, sizeof(msg)), TFTP_ERR_ACCESS, "WRQ: ERROR 2 (%s)", msg);
+
+	n = h_req(req, sizeof(req), TFTP_RRQ, "dir/../ok.bin", "octet", NULL);
+	h_input(&h, &peer, TFTP_PORT, req, n);
+	is_int(h_expect_error(&h, &peer, msg, sizeof(msg)), TFTP_ERR_ACCESS, "'..': ERROR 2 (%s)", msg);
+	n = h_req(req, sizeof(req), TFTP_RRQ, "..", "octet", NULL);
+	h_input(&h, &peer, TFTP_PORT, req, n);
+	is_int(h_expect_error(&h, &peer, NULL, 0), TFTP_ERR_ACCESS, "bare '..': ERROR 2");
+	n = h_req(req, sizeof(req), TFTP_RRQ, "a\\..\\ok.bin", "octet", NULL);
+	h_input(&h, &peer, TFTP_PORT, req, n);
+	is_int(h_expect_error(&h, &peer, NULL, 0), TFTP_ERR_ACCESS, "'..' between backslashes: ERROR 2");
+	n = h_req(req, sizeof(req), TFTP_RRQ, "/ok.bin", "octet", NULL);
+	h_input(&h, &peer, TFTP_PORT, req, n);
+	is_int(h_expect_error(&h, &peer, msg, sizeof(msg)), TFTP_ERR_ACCESS,
+		"leading '/': ERROR 2 (%s)", msg);
+	is_int(st->err_access, 5, "err_access counted five times");
+	is_int(h.lookups, 0, "refused paths are never looked up");
+
+	n = h_req(req, sizeof(req), TFTP_RRQ, "missing.bin", "octet", NULL);
+	h_input(&h, &peer, TFTP_PORT, req, n);
+	is_int(h_expect_error(&h, &peer, msg, sizeof(msg)), TFTP_ERR_NOT_FOUND,
+		"missing file: ERROR 1 (%s)", msg);
+	is_int(st->err_not_found, 1, "err_not_found counted");
+	n = h_req(req, sizeof(req), TFTP_RRQ, "forbidden.bin", "octet", NULL);
+	h_input(&h, &peer, TFTP_PORT, req, n);
+	is_int(h_expect_error(&h, &peer, NULL, 0), TFTP_ERR_ACCESS, "lookup says ACCESS: ERROR 2");
+
+	/* names that look odd but are legal */
+	n = h_req(req, sizeof(req), TFTP_RRQ, "dir/ok.bin", "octet", NULL);
+	h_input(&h, &peer, TFTP_PORT, req, n);
+	{
+		struct h_pkt *p = h_pop(&h);
+
+		ok(p != NULL && h_get16(p->data) == TFTP_DATA, "subdirectory name served");
+		if (p != NULL) {
+			h_ack(&h, &peer, p->sport, 1);
+			free(p->data);
+		}
+		h_flush(&h);
+		tftp_engine_free(h.e);	/* drop that transfer; releases it */
+		h.e = tftp_engine_create(&default_limits, &h_ops, &h);
+		st = tftp_stats(h.e);
+		is_int(h.releases, h.lookups_ok, "engine free released the live transfer");
+	}
+
+	/* unknown opcodes on port 69 */
+	{
+		static const uint8_t ops[][4] = {
+			{ 0, 0, 0, 0 }, { 0, 3, 0, 1 }, { 0, 4, 0, 1 }, { 0, 6, 0, 0 },
+			{ 0, 7, 0, 0 }, { 0xff, 0xff, 0, 0 },
+		};
+
+		for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+			h_input(&h, &peer, TFTP_PORT, ops[i], 4);
+			is_int(h_expect_error(&h, &peer, NULL, 0), TFTP_ERR_ILLEGAL_OP,
+				"opcode %u on port 69: ERROR 4", h_get16(ops[i]));
+		}
+	}
+	{
+		static const uint8_t err[] = { 0, 5, 0, 1, 'x', 0 };
+		uint64_t m = st->malformed;
+
+		h_input(&h, &peer, TFTP_PORT, err, sizeof(err));
+		is_int(h_queued(&h), 0, "ERROR on port 69 is not answered");
+		is_int(st->malformed - m, 1, "and counted malformed");
+	}
+
+	/* every proper prefix of a valid RRQ with an option */
+	n = h_req(req, sizeof(req), TFTP_RRQ, "ok.bin", "octet", ob);
+	modeend = 2 + strlen("ok.bin") + 1 + strlen("octet") + 1;
+	for (size_t k = 0; k < n; k++) {
+		struct h_pkt *p;
+
+		h_input(&h, &peer, TFTP_PORT, req, k);
+		p = h_pop(&h);
+		if (p == NULL) {
+			bad++;
+			continue;
+		}
+		if (k == modeend) {
+			/* a complete RRQ without options: served */
+			good += h_get16(p->data) == TFTP_DATA;
+			free(p->data);
+			h_flush(&h);
+			continue;
+		}
+		bad += !(h_get16(p->data) == TFTP_ERROR && h_get16(p->data + 2) == TFTP_ERR_ILLEGAL_OP);
+		free(p->data);
+	}
+	is_int(bad, 0, "every truncated RRQ (%zu prefixes) gets ERROR 4", n - 1);
+	is_int(good, 1, "the prefix ending after the mode is a valid RRQ");
+
+	/* no NUL after the file name / empty name / unknown mode */
+	n = h_req(req, sizeof(req), TFTP_RRQ, "", "octet", NULL);
+	h_input(&h, &peer, TFTP_PORT, req, n);
+	is_int(h_expect_error(&h, &peer, msg, sizeof(msg)), TFTP_ERR_ILLEGAL_OP,
+		"empty file name: ERROR 4 (%s)", msg);
+	n = h_req(req, sizeof(req), TFTP_RRQ, "ok.bin", "mail", NULL);
+	h_input(&h, &peer, TFTP_PORT, req, n);
+	is_int(h_expect_error(&h, &peer, msg, sizeof(msg)), TFTP_ERR_ILLEGAL_OP,
+		"mode mail: ERROR 4 (%s)", msg);
+	ok(strstr(msg, "mode") != NULL, "message names the mode");
+	n = h_req(req, sizeof(req), TFTP_RRQ, "ok.bin", "octet", NULL);
+	req[n++] = 'x';		/* trailing garbage without NUL */
+	h_input(&h, &peer, TFTP_PORT, req, n);
+	is_int(h_expect_error(&h, &peer, NULL, 0), TFTP_ERR_ILLEGAL_OP, "unterminated option: ERROR 4");
+
+	/* oversized request and overlong name */
+	{
+		char big[700];
+		const char *const opts[] = { "x", big, NULL };
+
+		memset(big, 'a', sizeof(big) - 1);
+		big[sizeof(big) - 1] = 0;
+		n = h_req(req, sizeof(req), TFTP_RRQ, "ok.bin", "octet", opts);
+		h_input(&h, &peer, TFTP_PORT, req, n);
+		is_int(h_expect_error(&h, &peer, msg, sizeof(msg)), TFTP_ERR_ILLEGAL_OP,
+			"%zu-byte request: ERROR 4 (%s)", n, msg);
+		big[300] = 0;
+		n = h_req(req, sizeof(req), TFTP_RRQ, big, "octet", NULL);
+		h_input(&h, &peer, TFTP_PORT, req, n);
+		is_int(h_expect_error(&h, &peer, msg, sizeof(msg)), TFTP_ERR_ILLEGAL_OP,
+			"300-byte name: ERROR 4 (%s)", msg);
+	}
+	is_int(st->started, 1, "only the valid prefix started a transfer");
+	check_books(&h, "bad requests");
+	h_fini(&h);
+	free(d);
+}
+
+static void
+test_tids(void)
+{
+	struct h h;
+	uint8_t *d = make_file(3000, 9);
+	struct tftp_peer a = { 0x0a000001, 3001 }, wrong_port = { 0x0a000001, 3002 },
+		wrong_ip = { 0x0a000002, 3001 };
+	uint8_t req[64];
+	size_t n;
+	struct h_pkt *p;
+	const struct tftp_stats *st;
+	uint16_t port;
+	uint64_t acked;
+
+	h_init(&h, &default_limits);
+	h_publish(&h, "t.bin", d, 3000);
+	st = tftp_stats(h.e);
+
+	/* a stray ACK to a free slot */
+	h_ack(&h, &a, (uint16_t)(default_limits.port_base + 3), 1);
+	is_int(h_expect_error(&h, &a, NULL, 0), TFTP_ERR_UNKNOWN_TID, "ACK to a free slot: ERROR 5");
+	is_int(st->err_unknown_tid, 1, "err_unknown_tid counted");
+
+	n = h_req(req, sizeof(req), TFTP_RRQ, "t.bin", "octet", NULL);
+	h_input(&h, &a, TFTP_PORT, req, n);
+	p = h_pop(&h);
+	port = p->sport;
+	free(p->data);
+	h_ack(&h, &wrong_port, port, 1);
+	is_int(h_expect_error(&h, &wrong_port, NULL, 0), TFTP_ERR_UNKNOWN_TID,
+		"ACK from the right ip, wrong port: ERROR 5");
+	h_ack(&h, &wrong_ip, port, 1);
+	is_int(h_expect_error(&h, &wrong_ip, NULL, 0), TFTP_ERR_UNKNOWN_TID,
+		"ACK from the wrong ip: ERROR 5");
+	{
+		static const uint8_t err[] = { 0, 5, 0, 0, 0 };
+
+		h_input(&h, &wrong_ip, port, err, sizeof(err));
+		is_int(h_queued(&h), 0, "ERROR from another TID: not answered");
+	}
+	is_int(tftp_active(h.e), 1, "transfer undisturbed by other TIDs");
+	/* a block beyond what was sent is ignored */
+	{
+		uint64_t m = st->malformed;
+
+		h_ack(&h, &a, port, 2);
+		is_int(h_queued(&h), 0, "ACK 2 before block 2 was sent: no answer");
+		is_int(st->malformed - m, 1, "ACK beyond the window counted malformed");
+		h_ack(&h, &a, port, 40000);
+		is_int(st->malformed - m, 2, "ACK far ahead counted malformed");
+	}
+	/* the transfer goes on with the right peer */
+	for (acked = 1; acked <= 6; acked++) {
+		h_ack(&h, &a, port, (uint16_t)acked);
+		p = h_pop(&h);
+		if (p == NULL)
+			break;
+		free(p->data);
+	}
+	is_int(acked, 6, "blocks 2..6 followed; ACK 6 ends the transfer");
+	is_int(st->completed, 1, "transfer completed despite strangers");
+	/* the client's retransmitted final ACK now hits a free slot */
+	h_ack(&h, &a, port, 6);
+	is_int(h_expect_error(&h, &a, NULL, 0), TFTP_ERR_UNKNOWN_TID, "late ACK after the end: ERROR 5");
+
+	/* the peer's ERROR ends a transfer */
+	h_input(&h, &a, TFTP_PORT, req, n);
+	p = h_pop(&h);
+	port = p->sport;
+	free(p->data);
+	{
+		static const uint8_t err[] = { 0, 5, 0, 0, 'b', 'y', 'e', 0 };
+
+		h_input(&h, &a, port, err, sizeof(err));
+		is_int(h_queued(&h), 0, "peer ERROR not answered");
+		is_int(tftp_active(h.e), 0, "peer ERROR ends the transfer");
+		is_int(st->failed, 1, "counted failed");
+	}
+	check_books(&h, "TIDs");
+	h_fini(&h);
+	free(d);
+}
+
+static void
+test_table_full(void)
+{
+	struct tftp_limits lim = default_limits;
+	struct h h;
+	uint8_t *d = make_file(3000, 10);
+	uint8_t req[64];
+	char msg[128];
+	size_t n;
+	struct tftp_peer p1 = { 0x0a000001, 1001 }, p2 = { 0x0a000002, 1002 },
+		p3 = { 0x0a000003, 1003 };
+	struct h_pkt *p;
+	uint16_t ports[2];
+
+	lim.max_transfers = 2;
+	h_init(&h, &lim);
+	h_publish(&h, "t.bin", d, 3000);
+	n = h_req(req, sizeof(req), TFTP_RRQ, "t.bin", "octet", NULL);
+	h_input(&h, &p1, TFTP_PORT, req, n);
+	h_input(&h, &p2, TFTP_PORT, req, n);
+	for (int i = 0; i < 2; i++) {
+		p = h_pop(&h);
+		ports[i] = p->sport;
+		free(p->data);
+	}
+	ok(ports[0] != ports[1] && tftp_owns_port(h.e, ports[0]) && tftp_owns_port(h.e, ports[1]),
+		"two transfers, two ports of the engine");
+	ok(!tftp_owns_port(h.e, (uint16_t)(lim.port_base + 2)) &&
+		!tftp_owns_port(h.e, (uint16_t)(lim.port_base - 1)), "ports outside the range not owned");
+	h_input(&h, &p3, TFTP_PORT, req, n);
+	is_int(h_expect_error(&h, &p3, msg, sizeof(msg)), TFTP_ERR_UNDEFINED, "table full: ERROR 0");
+	is_str(msg, "server busy, try again later", "busy message");
+	is_int(tftp_stats(h.e)->err_table_full, 1, "err_table_full counted");
+	is_int(h.lookups, 2, "no lookup when the table is full");
+	is_int(tftp_active(h.e), 2, "active stays at the maximum");
+	/* when one ends, its slot serves the next request */
+	{
+		static const uint8_t err[] = { 0, 5, 0, 0, 0 };
+
+		h_input(&h, &p1, ports[0], err, sizeof(err));
+		h_input(&h, &p3, TFTP_PORT, req, n);
+		p = h_pop(&h);
+		ok(p != NULL && h_get16(p->data) == TFTP_DATA && p->sport == ports[0],
+			"freed slot reused for the next RRQ");
+		free(p ? p->data : NULL);
+	}
+	check_books(&h, "table full");
+	h_fini(&h);
+	is_int(h.releases, h.lookups_ok, "engine free releases the live transfers");
+	free(d);
+}
+
+static void
+test_device_names(void)
+{
+	static const struct {
+		const char *in, *out, *mac;
+	} cases[] = {
+		{ "ITLSEP0011AABBCCDD.tlv", "ITLFile.tlv", "0011AABBCCDD" },
+		{ "CTLSEP0011aabbccdd.tlv", "CTLFile.tlv", "0011AABBCCDD" },
+		{ "itlsep0011aabbccdd.TLV", "ITLFile.tlv", "0011AABBCCDD" },
+		{ "ITLSEP0011AABBCCD.tlv", NULL, NULL },	/* 11 digits */
+		{ "ITLSEP0011AABBCCDDE.tlv", NULL, NULL },	/* 13 digits */
+		{ "ITLSEP0011AABBCCDG.tlv", NULL, NULL },	/* not hex */
+		{ "ITLSEP0011AABBCCDD.tlvx", NULL, NULL },
+		{ "ITLSEP0011AABBCCDD", NULL, NULL },
+		{ "XTLSEP0011AABBCCDD.tlv", NULL, NULL },
+		{ "ITLFile.tlv", NULL, NULL },
+		{ "SEP0011AABBCCDD.cnf.xml", NULL, NULL },
+		{ "", NULL, NULL },
+	};
+	char out[32], mac[13];
+	struct h h;
+	struct h_client c;
+	uint8_t *itl = make_file(10370, 11), *ctl = make_file(4000, 12);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool m;
+
+		memset(mac, 0, sizeof(mac));
+		m = tftp_map_device_name(cases[i].in, out, sizeof(out), mac);
+		if (cases[i].out != NULL) {
+			ok(m && strcmp(out, cases[i].out) == 0 && strcmp(mac, cases[i].mac) == 0,
+				"'%s' maps to %s, MAC %s", cases[i].in, cases[i].out, cases[i].mac);
+		} else {
+			ok(!m, "'%s' is not a device name", cases[i].in);
+		}
+	}
+	ok(!tftp_map_device_name("ITLSEP0011AABBCCDD.tlv", out, 5, NULL),
+		"too small an output buffer is refused");
+	ok(tftp_map_device_name("ITLSEP0011AABBCCDD.tlv", out, sizeof(out), NULL),
+		"mac may be NULL");
+
+	h_init(&h, &default_limits);
+	h_publish(&h, "ITLFile.tlv", itl, 10370);
+	h_publish(&h, "CTLFile.tlv", ctl, 4000);
+	h_client_init(&c, 1, "ITLSEP0011AABBCCDD.tlv", "octet", NULL);
+	fetch(&h, &c, itl, 10370, "ITLSEP<MAC>.tlv served as ITLFile.tlv");
+	is_str(h.done_name, "ITLSEP0011AABBCCDD.tlv", "done reports the per-device name");
+	h_client_free(&c);
+	h_client_init(&c, 2, "CTLSEP0011aabbccdd.tlv", "octet", NULL);
+	fetch(&h, &c, ctl, 4000, "CTLSEP<mac>.tlv served as CTLFile.tlv");
+	h_client_free(&c);
+	h_client_init(&c, 3, "ITLSEP0011AABBCCDG.tlv", "octet", NULL);
+	h_client_run(&h, &c, 100);
+	is_int(c.error, TFTP_ERR_NOT_FOUND, "bad MAC: file not found");
+	h_client_free(&c);
+	check_books(&h, "device names");
+	h_fini(&h);
+	free(itl);
+	free(ctl);
+}
+
+static void
+test_generation_swap(void)
+{
+	struct h h;
+	struct h_client c;
+	uint8_t *v1 = make_file(8000, 13), *v2 = make_file(9000, 14);
+	uint8_t req[64];
+	size_t n;
+	struct h_pkt *p;
+	unsigned steps = 0;
+
+	h_init(&h, &default_limits);
+	h_publish(&h, "ITLFile.tlv", v1, 8000);
+	h_client_init(&c, 1, "ITLFile.tlv", "octet", NULL);
+	n = h_req(req, sizeof(req), TFTP_RRQ, c.name, c.mode, NULL);
+	h_input(&h, &c.peer, TFTP_PORT, req, n);
+	while ((p = h_pop(&h)) != NULL && steps++ < 1000) {
+		h_client_packet(&h, &c, p);
+		free(p->data);
+		if (steps == 5) {
+			/* a publication swaps the file while the transfer runs */
+			h_publish(&h, "ITLFile.tlv", v2, 9000);
+			ok(h.blobs[0].data != NULL && !h.blobs[0].live,
+				"old generation kept alive by the transfer");
+		}
+	}
+	ok(c.finished && c.len == 8000 && memcmp(c.buf, v1, 8000) == 0,
+		"running transfer finished with the bytes it started with");
+	is_int(h.done_gen, 1, "done reports generation 1");
+	ok(h.blobs[0].data == NULL, "old generation freed on release");
+	h_client_free(&c);
+
+	h_client_init(&c, 2, "ITLFile.tlv", "octet", NULL);
+	fetch(&h, &c, v2, 9000, "new transfer gets the new generation");
+	is_int(h.done_gen, 2, "done reports generation 2");
+	h_client_free(&c);
+	is_int(h.lookups_ok, 2, "two lookups");
+	is_int(h.releases, 2, "two releases");
+	check_books(&h, "generation swap");
+	h_fini(&h);
+	free(v1);
+	free(v2);
+}
+
+/* LF -> CR LF, CR -> CR NUL */
+static size_t
+netascii_ref(const uint8_t *in, size_t len, uint8_t *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (in[i] == '\n') {
+			out[n++] = '\r';
+			out[n++] = '\n';
+		} else if (in[i] == '\r') {
+			out[n++] = '\r';
+			out[n++] = 0;
+		} else {
+			out[n++] = in[i];
+		}
+	}
+	return n;
+}
+
+static void
+test_netascii(void)
+{
+	static const char *const o8[] = { "blksize", "8", "windowsize", "4", "tsize", "0", NULL };
+	static const char text[] = "a\nb\r\nc";
+	struct h h;
+	struct h_client c;
+	size_t len = 5000, xl;
+	uint8_t *d = malloc(len), *x = malloc(2 * len);
+	char tsize[32];
+
+	for (size_t i = 0; i < len; i++) {
+		uint64_t r = prng() % 8;
+
+		d[i] = r == 0 ? '\n' : r == 1 ? '\r' : (uint8_t)('a' + r);
+	}
+	xl = netascii_ref(d, len, x);
+	h_init(&h, &default_limits);
+	h_publish(&h, "text.txt", (const uint8_t *)text, strlen(text));
+	h_publish(&h, "big.txt", d, len);
+
+	h_client_init(&c, 1, "text.txt", "netascii", NULL);
+	fetch(&h, &c, (const uint8_t *)"a\r\nb\r\0\r\nc", 9, "netascii LF and CR converted");
+	h_client_free(&c);
+
+	/* 8-byte blocks cut CR LF pairs; windows and a loss replay the cursor */
+	h_client_init(&c, 2, "big.txt", "NetASCII", o8);
+	c.drop_data = 37;
+	fetch(&h, &c, x, xl, "netascii, blksize 8, windowsize 4, one loss");
+	snprintf(tsize, sizeof(tsize), "%zu", xl);
+	is_str(h_oack_get(&c, "tsize"), tsize, "netascii tsize is the converted size");
+	h_client_free(&c);
+
+	h_client_init(&c, 3, "big.txt", "netascii", o8);
+	c.drop_ack = 40;
+	c.ack_copies = 2;
+	fetch(&h, &c, x, xl, "netascii, lost ACK and duplicate ACKs");
+	h_client_free(&c);
+	ok(!h.hdr_too_big, "netascii DATA stays within 4 + blksize");
+	check_books(&h, "netascii");
+	h_fini(&h);
+	free(d);
+	free(x);
+}
+
+static void
+test_create_limits(void)
+{
+	struct tftp_limits l = default_limits;
+	struct tftp_engine *e;
+	int z = 0;
+
+	l.max_transfers = 0;
+	ok(tftp_engine_create(&l, &h_ops, &z) == NULL, "0 transfers refused");
+	l = default_limits;
+	l.port_base = 60;
+	ok(tftp_engine_create(&l, &h_ops, &z) == NULL, "port range holding 69 refused");
+	l.port_base = 65530;
+	ok(tftp_engine_create(&l, &h_ops, &z) == NULL, "port range past 65535 refused");
+	l.port_base = 65520;
+	e = tftp_engine_create(&l, &h_ops, &z);
+	ok(e != NULL && tftp_owns_port(e, 65535) && !tftp_owns_port(e, 69),
+		"range ending at 65535 accepted");
+	tftp_engine_free(e);
+	tftp_engine_free(NULL);
+	ok(1, "tftp_engine_free(NULL) is a no-op");
+}
+
+/* A quiet engine does nothing on tick before the earliest deadline. */
+static void
+test_tick_idle(void)
+{
+	struct h h;
+	uint8_t *d = make_file(3000, 15);
+	uint8_t req[64];
+	size_t n;
+	unsigned sends;
+
+	h_init(&h, &default_limits);
+	h_publish(&h, "t.bin", d, 3000);
+	for (uint32_t i = 0; i < 10; i++) {
+		struct tftp_peer p = { 0x0a000100 + i, (uint16_t)(2000 + i) };
+
+		n = h_req(req, sizeof(req), TFTP_RRQ, "t.bin", "octet", NULL);
+		h_input(&h, &p, TFTP_PORT, req, n);
+		h.now += 10000000;	/* 10 ms apart */
+	}
+	h_flush(&h);
+	sends = h.sends;
+	for (int i = 0; i < 1000; i++)
+		tftp_tick(h.e, h.now);
+	is_int(h.sends, sends, "ticks before any deadline send nothing");
+	h.now += 1000000000ull - 100000000ull + 1;	/* first deadline passed */
+	tftp_tick(h.e, h.now);
+	is_int(h.sends - sends, 1, "only the first transfer is due");
+	h_advance(&h, 10000000);
+	is_int(h.sends - sends, 2, "then the second");
+	h_fini(&h);
+	free(d);
+}
+
+static void
+random_datagram(uint8_t *buf, size_t *len, bool on69)
+{
+	static const char *const names[] = {
+		"a.bin", "b.bin", "missing", "ITLSEP0011AABBCCDD.tlv", "../x", "/etc", "",
+	};
+	static const char *const modes[] = { "octet", "netascii", "OCTET", "mail", "" };
+	static const char *const onames[] = { "blksize", "tsize", "timeout", "windowsize", "x" };
+	static const char *const ovals[] = { "0", "8", "512", "70000", "abc", "", "65535", "4" };
+	uint64_t r = prng();
+
+	if (r % 4 == 0) {
+		/* raw bytes */
+		*len = (size_t)(prng() % 600);
+		for (size_t i = 0; i < *len; i++)
+			buf[i] = (uint8_t)prng();
+		if (*len >= 2 && prng() % 2)
+			buf[0] = 0, buf[1] = (uint8_t)(prng() % 8);
+		return;
+	}
+	if (on69) {
+		const char *opts[9];
+		unsigned k = 0, no = (unsigned)(prng() % 4);
+
+		for (unsigned i = 0; i < no; i++) {
+			opts[k++] = onames[prng() % 5];
+			opts[k++] = ovals[prng() % 8];
+		}
+		opts[k] = NULL;
+		*len = h_req(buf, 600, (uint16_t)(prng() % 3 ? TFTP_RRQ : prng() % 8),
+			names[prng() % 7], modes[prng() % 5], opts);
+		if (prng() % 8 == 0 && *len > 0)
+			*len = (size_t)(prng() % *len);	/* truncate */
+		return;
+	}
+	buf[0] = 0;
+	buf[1] = (uint8_t)(prng() % 8 == 0 ? TFTP_ERROR : TFTP_ACK);
+	buf[2] = (uint8_t)(prng() % 4 ? 0 : prng());
+	buf[3] = (uint8_t)(prng() % 16);
+	*len = 4 + (size_t)(prng() % 8 == 0 ? prng() % 8 : 0);
+	for (size_t i = 4; i < *len; i++)
+		buf[i] = (uint8_t)prng();
+}
+
+static void
+test_fuzz(void)
+{
+	struct tftp_limits lim = default_limits;
+	struct h h;
+	uint8_t *a = make_file(4000, 16), *b = make_file(512 * 3, 17);
+	uint8_t buf[1024];
+	unsigned worst = 0, broken = 0;
+
+	lim.max_transfers = 8;
+	lim.max_windowsize = 8;
+	h_init(&h, &lim);
+	h_publish(&h, "a.bin", a, 4000);
+	h_publish(&h, "b.bin", b, 512 * 3);
+	h_publish(&h, "ITLFile.tlv", a, 100);
+	for (unsigned i = 0; i < 100000; i++) {
+		struct tftp_peer from = { 0x0a000000u + (uint32_t)(prng() % 4),
+			(uint16_t)(prng() % 64 == 0 ? 0 : 1000 + prng() % 4) };
+		bool on69 = prng() % 3 == 0;
+		uint16_t port = on69 ? TFTP_PORT :
+			(uint16_t)(lim.port_base - 1 + prng() % (lim.max_transfers + 2));
+		size_t len;
+
+		random_datagram(buf, &len, on69);
+		h_input(&h, &from, port, buf, len);
+		if (prng() % 16 == 0)
+			h_advance(&h, prng() % (2 * SEC));
+		if (prng() % 1024 == 0)
+			h_publish(&h, "a.bin", a, (size_t)(prng() % 4000));
+		if (tftp_active(h.e) > worst)
+			worst = tftp_active(h.e);
+		if (tftp_active(h.e) > lim.max_transfers)
+			broken++;
+		h_flush(&h);
+	}
+	is_int(broken, 0, "fuzz: active never above max_transfers");
+	ok(worst >= 1, "fuzz: some transfers started (max %u active)", worst);
+	ok(tftp_stats(h.e)->completed >= 1, "fuzz: some transfers completed (%llu)",
+		(unsigned long long)tftp_stats(h.e)->completed);
+	check_books(&h, "fuzz");
+	for (int i = 0; i < 100 && tftp_active(h.e) > 0; i++)
+		h_advance(&h, 10 * SEC);
+	is_int(tftp_active(h.e), 0, "fuzz: every transfer ends by timeout");
+	check_books(&h, "fuzz drained");
+	h_fini(&h);
+	is_int(h.releases, h.lookups_ok, "fuzz: releases match lookups");
+	free(a);
+	free(b);
+}
+
+int
+main(void)
+{
+	test_basic();
+	test_exact_multiple();
+	test_negotiation();
+	test_windows();
+	test_rollover();
+	test_losses();
+	test_retries();
+	test_bad_requests();
+	test_tids();
+	test_table_full();
+	test_device_names();
+	test_generation_swap();
+	test_netascii();
+	test_create_limits();
+	test_tick_idle();
+	test_fuzz();
+	return done_testing();
+}
