@@ -117,6 +117,14 @@ struct trust_file {
 	char warning[256];		/* the first of them */
 };
 
+/*
+ * Parsers fill *f (no need to initialise it) with views into buf, which
+ * must outlive f; call trust_file_free afterwards, also after a failure.
+ * Element order inside the header, containers and records is free;
+ * unknown tags are skipped and counted in nwarnings; lengths that cross
+ * their file, header, record or container end are errors naming tag and
+ * offset; single-use tags may not repeat.
+ */
 /* Parse the header only: .sgn and .enc.sgn. */
 int trust_file_parse(const uint8_t *buf, size_t len, struct trust_file *f,
 	struct trust_err *err);
@@ -153,7 +161,13 @@ struct trust_list_entry {
 	uint8_t ip[4];
 };
 
-/* Build and sign a CTL/ITL; filename is "ITLFile.tlv" or "CTLFile.tlv". */
+/*
+ * Builders initialise out (any previous content is not freed) and leave it
+ * empty on failure. The signer's key must be RSA (512/1024/2048/4096) and
+ * belong to its certificate (TRUST_EINVAL otherwise).
+ */
+/* Build and sign a CTL/ITL; filename is "ITLFile.tlv" or "CTLFile.tlv".
+ * TRUST_ETOOBIG when the file would pass TRUST_LIST_MAX. */
 int trust_list_build(const struct trust_signer *s, const char *filename,
 	uint32_t timestamp, const struct trust_list_entry *e, size_t n,
 	struct trust_buf *out, struct trust_err *err);
@@ -173,10 +187,15 @@ int trust_enc_encrypt(const struct trust_signer *s, const char *filename,
 	uint32_t timestamp, const struct trust_cert *phone, const uint8_t *plain,
 	size_t len, struct trust_buf *out, struct trust_err *err);
 /* Verify signature (signer may be NULL to skip), unwrap with phone_key,
- * decrypt, check the plaintext digest; out receives the plaintext. */
+ * decrypt, check the plaintext digest; out (initialised here) receives the
+ * plaintext, and is wiped on failure. A wrong phone key gives
+ * TRUST_ECRYPTO (or TRUST_ESIG should the unwrap happen to succeed);
+ * damaged ciphertext TRUST_ESIG; an EC phone key TRUST_EINVAL. */
 int trust_enc_decrypt(const uint8_t *buf, size_t len, const struct trust_cert *signer,
 	EVP_PKEY *phone_key, struct trust_buf *out, struct trust_err *err);
-/* The short companion config whose certHash is MD5(phone cert DER). */
+/* The short companion config whose certHash is MD5(phone cert DER):
+ * <device> with fullConfig false, certHash, encrConfig true (out is
+ * initialised here). */
 int trust_enc_short_config(const struct trust_cert *phone, struct trust_buf *out);
 
 #endif
