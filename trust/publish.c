@@ -1,1 +1,946 @@
-/* placeholder until the publish module lands */
+/*
+ * publish: one store generation made into the files the fast path serves
+ * (PUBLICATION.md). Everything is written into gen-N.tmp.<pid>, each file
+ * fsynced; the directory is fsynced and renamed to gen-N; then `current`
+ * is switched by renaming a fresh symlink over it. A reader therefore sees
+ * the old publication or the new one, complete, and a crash at any point
+ * leaves at worst a .tmp directory that the next publish removes.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <openssl/evp.h>
+
+#include "file.h"
+#include "publish.h"
+
+#define CONFIG_MAX (16u << 20)
+#define TVS_MEMBERS_MAX 5	/* phones take up to five TVS members */
+
+struct pub_ctx {
+	struct trust_store *st;
+	const struct store_settings *set;
+	int dfd;			/* the gen-N.tmp.<pid> directory */
+	struct trust_buf index;		/* PUBLICATION lines after the head */
+	struct trust_cert own[UNIT_COUNT];
+	EVP_PKEY *cm_key;		/* signs configs (TFTP role) */
+	EVP_PKEY *list_key;		/* signs ITL and CTL */
+	struct trust_cert *tvs;		/* trusted certs with the TVS role */
+	const struct store_trusted **tvs_entry;
+	size_t ntvs;
+	uint32_t now;
+	struct publish_result *r;
+	struct trust_err *err;
+};
+
+/* ---- writing files into the new generation ------------------------------ */
+
+static int
+write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Writes name (relative to the temp dir), fsyncs it and lists it in the
+ * index as "serve" or "file". */
+static int
+pub_put(struct pub_ctx *c, const char *kind, const char *name, const void *p, size_t n,
+	unsigned mode)
+{
+	uint8_t md[32];
+	char hex[65];
+	int fd, e;
+
+	fd = openat(c->dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return trust_errf(c->err, TRUST_EIO, "publish %s: %s", name, strerror(errno));
+	if (fchmod(fd, mode) != 0 || write_all(fd, p, n) != 0 || fsync(fd) != 0) {
+		e = errno;
+		close(fd);
+		return trust_errf(c->err, TRUST_EIO, "publish %s: %s", name, strerror(e));
+	}
+	close(fd);
+	EVP_Digest(p, n, md, NULL, EVP_sha256(), NULL);
+	trust_hex(md, sizeof(md), hex);
+	if (trust_buf_printf(&c->index, "%s %s %zu %s\n", kind, name, n, hex) != 0)
+		return trust_errf(c->err, TRUST_ENOMEM, "out of memory");
+	return 0;
+}
+
+static int
+fsync_at(int dfd, const char *name, struct trust_err *err)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = 0;
+
+	if (fd < 0 || fsync(fd) != 0)
+		r = trust_errf(err, TRUST_EIO, "fsync %s: %s", name, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* ---- signers and certificates ------------------------------------------- */
+
+static int
+load_own(struct pub_ctx *c)
+{
+	enum store_unit signer = store_list_signer(c->set);
+	int r;
+
+	for (int u = 0; u < UNIT_COUNT; u++)
+		if ((r = store_own_cert(c->st, u, &c->own[u], c->err)) != 0)
+			return r;
+	if ((r = store_own_key(c->st, UNIT_CALLMANAGER, &c->cm_key, c->err)) != 0)
+		return r;
+	return store_own_key(c->st, signer, &c->list_key, c->err);
+}
+
+static bool
+has_role(const struct store_trusted *t, unsigned role)
+{
+	for (unsigned i = 0; i < t->nroles; i++)
+		if (t->roles[i] == role)
+			return true;
+	return false;
+}
+
+/* The other TVS nodes of the cluster: they go into the ITL and into the
+ * <TVS> members of the default config. */
+static int
+load_tvs_nodes(struct pub_ctx *c)
+{
+	size_t n = 0;
+	int r;
+
+	for (size_t i = 0; i < c->st->ntrusted; i++)
+		n += has_role(&c->st->trusted[i], TRUST_ROLE_TVS);
+	c->tvs = calloc(n ? n : 1, sizeof(*c->tvs));
+	c->tvs_entry = calloc(n ? n : 1, sizeof(*c->tvs_entry));
+	if (c->tvs == NULL || c->tvs_entry == NULL)
+		return trust_errf(c->err, TRUST_ENOMEM, "out of memory");
+	for (size_t i = 0; i < c->st->ntrusted; i++) {
+		const struct store_trusted *t = &c->st->trusted[i];
+
+		if (!has_role(t, TRUST_ROLE_TVS))
+			continue;
+		if ((r = store_load_cert(c->st, &t->cert, &c->tvs[c->ntvs], c->err)) != 0)
+			return r;
+		c->tvs_entry[c->ntvs++] = t;
+	}
+	return 0;
+}
+
+static void
+signer_of(const struct pub_ctx *c, enum store_unit u, EVP_PKEY *key, struct trust_signer *s)
+{
+	s->cert = &c->own[u];
+	s->key = key;
+	s->hash = c->set->hash;
+	s->signer_version = false;
+}
+
+/* ---- ITL and CTL -------------------------------------------------------- */
+
+static void
+own_entry(const struct pub_ctx *c, struct trust_list_entry *e, enum store_unit u,
+	uint16_t role, bool blank)
+{
+	memset(e, 0, sizeof(*e));
+	e->cert = blank ? NULL : &c->own[u];
+	e->role = role;
+	e->dns_name = c->set->hostname;
+	e->has_ip = c->set->has_ipv4;
+	memcpy(e->ip, c->set->ipv4, 4);
+}
+
+static size_t
+itl_entries(const struct pub_ctx *c, struct trust_list_entry *e)
+{
+	const struct store_settings *s = c->set;
+	/* FORMATS §8.8: rollback blanks the TFTP and TVS records only; the
+	 * SAST records stay so that the file still verifies */
+	bool blank = s->rollback_pre8;
+	size_t n = 0;
+
+	if (s->itl_signer == SIGNER_ITLRECOVERY || s->reset_signer)
+		own_entry(c, &e[n++], UNIT_ITLRECOVERY, TRUST_ROLE_SAST, false);
+	own_entry(c, &e[n++], UNIT_CALLMANAGER, TRUST_ROLE_SAST, false);
+	own_entry(c, &e[n++], UNIT_CALLMANAGER, s->tftp_role, blank);
+	own_entry(c, &e[n++], UNIT_TVS, TRUST_ROLE_TVS, blank);
+	for (size_t i = 0; i < c->ntvs; i++, n++) {
+		memset(&e[n], 0, sizeof(e[n]));
+		e[n].cert = blank ? NULL : &c->tvs[i];
+		e[n].role = TRUST_ROLE_TVS;
+		e[n].dns_name = c->tvs_entry[i]->name;
+	}
+	own_entry(c, &e[n++], UNIT_CAPF, TRUST_ROLE_CAPF, false);
+	return n;
+}
+
+static int
+too_big(struct pub_ctx *c, const char *file, size_t nrec)
+{
+	return trust_errf(c->err, TRUST_ETOOBIG,
+		"%s would be larger than %u bytes with its %zu records (%zu trusted TVS "
+		"certificates); phones cannot load it: remove TVS certificates from the trust store",
+		file, TRUST_LIST_MAX, nrec, c->ntvs);
+}
+
+static int
+build_itl(struct pub_ctx *c)
+{
+	struct trust_list_entry *e = calloc(c->ntvs + 8, sizeof(*e));
+	struct trust_signer s;
+	struct trust_buf out;
+	size_t n;
+	int r;
+
+	if (e == NULL)
+		return trust_errf(c->err, TRUST_ENOMEM, "out of memory");
+	n = itl_entries(c, e);
+	signer_of(c, store_list_signer(c->set), c->list_key, &s);
+	trust_buf_init(&out);
+	r = trust_list_build(&s, "ITLFile.tlv", c->now, e, n, &out, c->err);
+	if (r == TRUST_ETOOBIG || (r == 0 && out.len > TRUST_LIST_MAX))
+		r = too_big(c, "ITLFile.tlv", n);
+	if (r == 0) {
+		c->r->itl_size = out.len;
+		r = pub_put(c, "serve", "ITLFile.tlv", out.data, out.len, 0644);
+	}
+	trust_buf_free(&out);
+	free(e);
+	return r;
+}
+
+static bool
+is_server_role(unsigned role)
+{
+	return role == TRUST_ROLE_CCM || role == TRUST_ROLE_CCM_TFTP || role == TRUST_ROLE_TFTP;
+}
+
+/* Mixed mode (FORMATS §1.9): the SAST records (CallManager, ITLRecovery),
+ * the call-control/TFTP servers, CAPF; never TVS. */
+static int
+build_ctl(struct pub_ctx *c)
+{
+	const struct store_settings *s = c->set;
+	struct trust_list_entry *e;
+	struct trust_cert *peers;
+	struct trust_signer sg;
+	struct trust_buf out;
+	size_t n = 0, np = 0;
+	int r = 0;
+
+	e = calloc(c->st->ntrusted * 8 + 8, sizeof(*e));
+	peers = calloc(c->st->ntrusted + 1, sizeof(*peers));
+	if (e == NULL || peers == NULL) {
+		free(e);
+		free(peers);
+		return trust_errf(c->err, TRUST_ENOMEM, "out of memory");
+	}
+	own_entry(c, &e[n++], UNIT_CALLMANAGER, TRUST_ROLE_SAST, false);
+	own_entry(c, &e[n++], UNIT_ITLRECOVERY, TRUST_ROLE_SAST, false);
+	own_entry(c, &e[n++], UNIT_CALLMANAGER, s->tftp_role, false);
+	for (size_t i = 0; i < c->st->ntrusted && r == 0; i++) {
+		const struct store_trusted *t = &c->st->trusted[i];
+		bool loaded = false;
+
+		for (unsigned k = 0; k < t->nroles && r == 0; k++) {
+			if (!is_server_role(t->roles[k]))
+				continue;
+			if (!loaded && (r = store_load_cert(c->st, &t->cert, &peers[np++], c->err)) != 0)
+				break;
+			loaded = true;
+			memset(&e[n], 0, sizeof(e[n]));
+			e[n].cert = &peers[np - 1];
+			e[n].role = t->roles[k];
+			e[n++].dns_name = t->name;
+		}
+	}
+	own_entry(c, &e[n++], UNIT_CAPF, TRUST_ROLE_CAPF, false);
+	trust_buf_init(&out);
+	if (r == 0) {
+		signer_of(c, store_list_signer(s), c->list_key, &sg);
+		r = trust_list_build(&sg, "CTLFile.tlv", c->now, e, n, &out, c->err);
+		if (r == TRUST_ETOOBIG || (r == 0 && out.len > TRUST_LIST_MAX))
+			r = too_big(c, "CTLFile.tlv", n);
+	}
+	if (r == 0) {
+		c->r->ctl_size = out.len;
+		r = pub_put(c, "serve", "CTLFile.tlv", out.data, out.len, 0644);
+	}
+	trust_buf_free(&out);
+	for (size_t i = 0; i < np; i++)
+		trust_cert_free(&peers[i]);
+	free(peers);
+	free(e);
+	return r;
+}
+
+/* ---- configuration files ------------------------------------------------ */
+
+static void
+tvs_address(const struct store_settings *s, char *out, size_t n)
+{
+	if (s->has_ipv4)
+		inet_ntop(AF_INET, s->ipv4, out, (socklen_t)n);
+	else
+		snprintf(out, n, "%s", s->hostname);
+}
+
+/* The default config phones without their own SEP<MAC>.cnf.xml get; its
+ * <TVS> block is how phones learn where to ask (FORMATS §3.1). */
+static int
+default_config(const struct pub_ctx *c, struct trust_buf *b)
+{
+	char addr[STORE_NAME_MAX];
+
+	tvs_address(c->set, addr, sizeof(addr));
+	trust_buf_printf(b,
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<Default>\n"
+		"<callManagerGroup>\n<members>\n<member priority=\"0\">\n<callManager>\n"
+		"<name>%s</name>\n<ports>\n<ethernetPhonePort>2000</ethernetPhonePort>\n"
+		"<sipPort>5060</sipPort>\n<securedSipPort>5061</securedSipPort>\n</ports>\n"
+		"<processNodeName>%s</processNodeName>\n</callManager>\n</member>\n</members>\n"
+		"</callManagerGroup>\n"
+		"<TVS>\n<members>\n"
+		"<member priority=\"0\">\n<port>2445</port>\n<address>%s</address>\n</member>\n",
+		c->set->hostname, addr, addr);
+	for (size_t i = 0; i < c->ntvs && i + 1 < TVS_MEMBERS_MAX; i++)
+		trust_buf_printf(b,
+			"<member priority=\"%zu\">\n<port>2445</port>\n<address>%s</address>\n</member>\n",
+			i + 1, c->tvs_entry[i]->name);
+	trust_buf_printf(b, "</members>\n</TVS>\n</Default>\n");
+	return b->failed ? TRUST_ENOMEM : 0;
+}
+
+static int
+put_signed(struct pub_ctx *c, const char *name, const uint8_t *p, size_t n)
+{
+	char sgn[NAME_MAX + 8];
+	struct trust_signer s;
+	struct trust_buf out;
+	int r;
+
+	snprintf(sgn, sizeof(sgn), "%s.sgn", name);
+	signer_of(c, UNIT_CALLMANAGER, c->cm_key, &s);
+	trust_buf_init(&out);
+	r = trust_sgn_sign(&s, sgn, c->now, p, n, &out, c->err);
+	if (r == 0)
+		r = pub_put(c, "serve", sgn, out.data, out.len, 0644);
+	trust_buf_free(&out);
+	return r;
+}
+
+/* SEP<MAC>.cnf.xml of a phone whose certificate is registered: the
+ * encrypted full config plus the short signed one that points at it. */
+static int
+put_encrypted(struct pub_ctx *c, const struct store_phone *ph, const char *name,
+	const uint8_t *p, size_t n)
+{
+	struct trust_cert pc = { 0 };
+	struct trust_buf out, shrt;
+	struct trust_signer s;
+	char enc[NAME_MAX + 16];
+	int r;
+
+	if ((r = store_load_cert(c->st, &ph->cert, &pc, c->err)) != 0)
+		return r;
+	snprintf(enc, sizeof(enc), "%s.enc.sgn", name);
+	signer_of(c, UNIT_CALLMANAGER, c->cm_key, &s);
+	trust_buf_init(&out);
+	trust_buf_init(&shrt);
+	r = trust_enc_encrypt(&s, enc, c->now, &pc, p, n, &out, c->err);
+	if (r == 0)
+		r = pub_put(c, "serve", enc, out.data, out.len, 0644);
+	if (r == 0 && trust_enc_short_config(&pc, &shrt) != 0)
+		r = trust_errf(c->err, TRUST_ENOMEM, "short config for %s: out of memory", name);
+	if (r == 0)
+		r = put_signed(c, name, shrt.data, shrt.len);
+	trust_buf_free(&out);
+	trust_buf_free(&shrt);
+	trust_cert_free(&pc);
+	return r;
+}
+
+/* "SEP<12 hex>.cnf.xml" → the phone entry, if its cert is registered. */
+static const struct store_phone *
+phone_of(const struct trust_store *st, const char *name)
+{
+	char dev[16];
+
+	if (strlen(name) != 23 || strcmp(name + 15, ".cnf.xml") != 0)
+		return NULL;
+	memcpy(dev, name, 15);
+	dev[15] = '\0';
+	return store_phone_find(st, dev);
+}
+
+static bool
+skipped_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	/* hidden files and what is signed already are not re-signed */
+	return name[0] == '.' || (n > 4 && strcmp(name + n - 4, ".sgn") == 0);
+}
+
+static int
+check_config_name(struct pub_ctx *c, const char *dir, const char *name)
+{
+	/* the index is space-separated and phones ask by exact name */
+	for (const char *p = name; *p; p++)
+		if (!isgraph((unsigned char)*p))
+			return trust_errf(c->err, TRUST_EINVAL,
+				"config file '%s/%s': names with spaces or control characters cannot be served",
+				dir, name);
+	if (strlen(name) > 200)
+		return trust_errf(c->err, TRUST_EINVAL, "config file '%s/%s': name too long", dir, name);
+	return 0;
+}
+
+static int
+cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Regular files of dir, sorted so that publications are reproducible. */
+static int
+list_configs(struct pub_ctx *c, const char *dir, bool required, char ***names, size_t *n)
+{
+	struct dirent *de;
+	struct stat sb;
+	size_t cap = 0;
+	DIR *d;
+
+	*names = NULL;
+	*n = 0;
+	if ((d = opendir(dir)) == NULL) {
+		if (errno == ENOENT && !required)
+			return 0;
+		return trust_errf(c->err, TRUST_EIO, "config folder %s: %s", dir, strerror(errno));
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (skipped_name(de->d_name) || fstatat(dirfd(d), de->d_name, &sb, 0) != 0 ||
+		    !S_ISREG(sb.st_mode))
+			continue;
+		if (*n == cap) {
+			char **v = realloc(*names, (cap = cap ? 2 * cap : 16) * sizeof(*v));
+
+			if (v == NULL)
+				break;
+			*names = v;
+		}
+		if (((*names)[*n] = strdup(de->d_name)) == NULL)
+			break;
+		(*n)++;
+	}
+	closedir(d);
+	if (de != NULL)
+		return trust_errf(c->err, TRUST_ENOMEM, "out of memory");
+	if (*n > 1)
+		qsort(*names, *n, sizeof(**names), cmp_name);
+	return 0;
+}
+
+static int
+publish_one_config(struct pub_ctx *c, const char *dir, const char *name, bool *have_default)
+{
+	const struct store_phone *ph;
+	char path[PATH_MAX];
+	struct trust_buf b;
+	int r;
+
+	if ((r = check_config_name(c, dir, name)) != 0)
+		return r;
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+		return trust_errf(c->err, TRUST_EINVAL, "config folder %s: path too long", dir);
+	if ((r = trust_file_read(path, CONFIG_MAX, &b, c->err)) != 0)
+		return r;
+	if (strcmp(name, "XMLDefault.cnf.xml") == 0) {
+		*have_default = true;
+		r = pub_put(c, "serve", name, b.data, b.len, 0644);
+		if (r == 0)
+			r = put_signed(c, name, b.data, b.len);
+	} else if ((ph = phone_of(c->st, name)) != NULL) {
+		r = put_encrypted(c, ph, name, b.data, b.len);
+		c->r->nconfigs++;
+		c->r->nencrypted++;
+	} else {
+		r = put_signed(c, name, b.data, b.len);
+		c->r->nconfigs += strncmp(name, "SEP", 3) == 0;
+	}
+	trust_buf_wipe(&b);	/* device configs may carry passwords */
+	return r;
+}
+
+static int
+publish_configs(struct pub_ctx *c, const char *config_dir)
+{
+	char def[PATH_MAX], **names;
+	bool have_default = false;
+	struct trust_buf b;
+	size_t n;
+	int r;
+
+	if (config_dir == NULL)
+		snprintf(def, sizeof(def), "%s/configs", c->st->dir);
+	r = list_configs(c, config_dir ? config_dir : def, config_dir != NULL, &names, &n);
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = publish_one_config(c, config_dir ? config_dir : def, names[i], &have_default);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (r != 0 || have_default)
+		return r;
+	trust_buf_init(&b);
+	if ((r = default_config(c, &b)) != 0)
+		r = trust_errf(c->err, r, "out of memory");
+	if (r == 0)
+		r = pub_put(c, "serve", "XMLDefault.cnf.xml", b.data, b.len, 0644);
+	if (r == 0)
+		r = put_signed(c, "XMLDefault.cnf.xml", b.data, b.len);
+	trust_buf_free(&b);
+	return r;
+}
+
+/* ---- manifest, certs/, tvs/ --------------------------------------------- */
+
+struct mcert {
+	const struct store_object *obj;
+	uint16_t roles[16];
+	unsigned nroles;
+	uint32_t ttl;
+};
+
+static int
+cmp_mcert(const void *a, const void *b)
+{
+	return strcmp(((const struct mcert *)a)->obj->sha256, ((const struct mcert *)b)->obj->sha256);
+}
+
+static int
+cmp_u16(const void *a, const void *b)
+{
+	return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+static void
+mcert_add_role(struct mcert *m, uint16_t role)
+{
+	for (unsigned i = 0; i < m->nroles; i++)
+		if (m->roles[i] == role)
+			return;
+	if (m->nroles < 16)
+		m->roles[m->nroles++] = role;
+}
+
+static void
+mcert_set(struct mcert *m, const struct store_object *o, const uint16_t *roles, unsigned n,
+	uint32_t ttl)
+{
+	memset(m, 0, sizeof(*m));
+	m->obj = o;
+	m->ttl = ttl;
+	for (unsigned i = 0; i < n; i++)
+		mcert_add_role(m, roles[i]);
+}
+
+/* One line per certificate; a cert trusted several ways gets the union of
+ * its roles and the shortest TTL. */
+static size_t
+manifest_collect(const struct pub_ctx *c, struct mcert *m)
+{
+	const struct store_settings *s = c->set;
+	uint16_t cm[2] = { TRUST_ROLE_SAST, s->tftp_role }, sast = TRUST_ROLE_SAST;
+	uint16_t tvs = TRUST_ROLE_TVS, capf = TRUST_ROLE_CAPF;
+	size_t n = 0, k = 0;
+
+	mcert_set(&m[n++], &c->st->own[UNIT_CALLMANAGER].cert, cm, 2, s->tvs_ttl);
+	mcert_set(&m[n++], &c->st->own[UNIT_ITLRECOVERY].cert, &sast, 1, s->tvs_ttl);
+	mcert_set(&m[n++], &c->st->own[UNIT_TVS].cert, &tvs, 1, s->tvs_ttl);
+	mcert_set(&m[n++], &c->st->own[UNIT_CAPF].cert, &capf, 1, s->tvs_ttl);
+	for (size_t i = 0; i < c->st->ntrusted; i++) {
+		const struct store_trusted *t = &c->st->trusted[i];
+
+		mcert_set(&m[n++], &t->cert, t->roles, t->nroles, t->ttl ? t->ttl : s->tvs_ttl);
+	}
+	qsort(m, n, sizeof(*m), cmp_mcert);
+	for (size_t i = 0; i < n; i++) {
+		if (k > 0 && strcmp(m[k - 1].obj->sha256, m[i].obj->sha256) == 0) {
+			for (unsigned j = 0; j < m[i].nroles; j++)
+				mcert_add_role(&m[k - 1], m[i].roles[j]);
+			if (m[i].ttl < m[k - 1].ttl)
+				m[k - 1].ttl = m[i].ttl;
+			continue;
+		}
+		m[k++] = m[i];
+	}
+	for (size_t i = 0; i < k; i++)
+		qsort(m[i].roles, m[i].nroles, sizeof(uint16_t), cmp_u16);
+	return k;
+}
+
+static int
+publish_manifest(struct pub_ctx *c, unsigned long long gen)
+{
+	struct mcert *m = calloc(c->st->ntrusted + UNIT_COUNT, sizeof(*m));
+	struct trust_cert cert = { 0 };
+	struct trust_buf b;
+	char name[96];
+	size_t n;
+	int r = 0;
+
+	if (m == NULL)
+		return trust_errf(c->err, TRUST_ENOMEM, "out of memory");
+	n = manifest_collect(c, m);
+	trust_buf_init(&b);
+	trust_buf_printf(&b, "tvs-manifest 1\ngeneration %llu\n", gen);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		trust_buf_printf(&b, "cert %s ", m[i].obj->sha256);
+		for (unsigned k = 0; k < m[i].nroles; k++)
+			trust_buf_printf(&b, "%s%u", k ? "," : "", m[i].roles[k]);
+		trust_buf_printf(&b, " %u certs/%s.der\n", (unsigned)m[i].ttl, m[i].obj->sha256);
+		snprintf(name, sizeof(name), "certs/%s.der", m[i].obj->sha256);
+		if ((r = store_load_cert(c->st, m[i].obj, &cert, c->err)) == 0)
+			r = pub_put(c, "file", name, cert.der, cert.der_len, 0644);
+		trust_cert_free(&cert);
+	}
+	trust_buf_printf(&b, "end\n");
+	if (r == 0 && b.failed)
+		r = trust_errf(c->err, TRUST_ENOMEM, "out of memory");
+	if (r == 0)
+		r = pub_put(c, "file", "manifest", b.data, b.len, 0644);
+	c->r->ncerts = (unsigned)n;
+	trust_buf_free(&b);
+	free(m);
+	return r;
+}
+
+static int
+publish_tvs_identity(struct pub_ctx *c)
+{
+	struct trust_buf pem;
+	EVP_PKEY *key = NULL;
+	int r;
+
+	if (trust_cert_pem(&c->own[UNIT_TVS], &pem) != 0) {
+		trust_buf_free(&pem);
+		return trust_errf(c->err, TRUST_ENOMEM, "TVS certificate: cannot encode");
+	}
+	r = pub_put(c, "file", "tvs/tvs.pem", pem.data, pem.len, 0644);
+	trust_buf_free(&pem);
+	if (r != 0 || (r = store_own_key(c->st, UNIT_TVS, &key, c->err)) != 0)
+		return r;
+	if (trust_key_pem(key, &pem) != 0)
+		r = trust_errf(c->err, TRUST_ECRYPTO, "TVS key: cannot encode");
+	else
+		r = pub_put(c, "file", "tvs/tvs.key", pem.data, pem.len, 0600);
+	trust_buf_wipe(&pem);
+	EVP_PKEY_free(key);
+	return r;
+}
+
+/* ---- generations: scan, switch, prune ----------------------------------- */
+
+/* "gen-%08llu" exactly: returns true and the number. */
+static bool
+gen_name(const char *s, unsigned long long *gen)
+{
+	char *end;
+
+	if (strncmp(s, "gen-", 4) != 0 || !isdigit((unsigned char)s[4]))
+		return false;
+	errno = 0;
+	*gen = strtoull(s + 4, &end, 10);
+	return errno == 0 && *end == '\0' && end - (s + 4) >= 8;
+}
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static int
+rm_tree(const char *path)
+{
+	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A temp name of a publish still running somewhere else is left alone. */
+static bool
+stale_temp(const char *name)
+{
+	const char *t = strstr(name, ".tmp");
+	long pid;
+
+	if (t == NULL || (t[4] != '\0' && t[4] != '.'))
+		return false;
+	if (t[4] == '\0')
+		return true;
+	pid = strtol(t + 5, NULL, 10);
+	return pid <= 0 || (pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH);
+}
+
+static int
+cmp_gen_desc(const void *a, const void *b)
+{
+	unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+struct gens {
+	unsigned long long *v;
+	size_t n;
+	unsigned long long max;
+};
+
+static int
+scan_gens(const char *root, struct gens *g, bool remove_stale, struct trust_err *err)
+{
+	struct dirent *de;
+	size_t cap = 0;
+	char path[PATH_MAX];
+	DIR *d;
+
+	memset(g, 0, sizeof(*g));
+	if ((d = opendir(root)) == NULL)
+		return trust_errf(err, TRUST_EIO, "publication root %s: %s", root, strerror(errno));
+	while ((de = readdir(d)) != NULL) {
+		unsigned long long gen;
+
+		if (remove_stale && (strncmp(de->d_name, "gen-", 4) == 0 ||
+		    strncmp(de->d_name, "current.", 8) == 0) && stale_temp(de->d_name)) {
+			snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
+			rm_tree(path);
+			continue;
+		}
+		if (!gen_name(de->d_name, &gen))
+			continue;
+		if (g->n == cap) {
+			unsigned long long *v = realloc(g->v, (cap = cap ? 2 * cap : 16) * sizeof(*v));
+
+			if (v == NULL) {
+				closedir(d);
+				return trust_errf(err, TRUST_ENOMEM, "out of memory");
+			}
+			g->v = v;
+		}
+		g->v[g->n++] = gen;
+		if (gen > g->max)
+			g->max = gen;
+	}
+	closedir(d);
+	return 0;
+}
+
+static bool
+current_gen(const char *root, unsigned long long *gen)
+{
+	char path[PATH_MAX], target[256];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/current", root);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n <= 0)
+		return false;
+	target[n] = '\0';
+	return gen_name(target, gen);
+}
+
+/* Keeps the newest `keep` generations and whatever `current` names. */
+static int
+prune(const char *root, unsigned keep, struct trust_err *err)
+{
+	unsigned long long cur = 0;
+	bool has_cur = current_gen(root, &cur);
+	char path[PATH_MAX];
+	struct gens g;
+	int r;
+
+	if ((r = scan_gens(root, &g, true, err)) != 0)
+		return r;
+	qsort(g.v, g.n, sizeof(*g.v), cmp_gen_desc);
+	for (size_t i = keep; i < g.n; i++) {
+		if (has_cur && g.v[i] == cur)
+			continue;
+		snprintf(path, sizeof(path), "%s/gen-%08llu", root, g.v[i]);
+		if (rm_tree(path) != 0 && errno != ENOENT) {
+			r = trust_errf(err, TRUST_EIO, "remove %s: %s", path, strerror(errno));
+			break;
+		}
+	}
+	free(g.v);
+	return r != 0 ? r : trust_fsync_dir(root, err);
+}
+
+static int
+switch_current(const char *root, const char *gen, struct trust_err *err)
+{
+	char link[PATH_MAX], cur[PATH_MAX];
+
+	snprintf(link, sizeof(link), "%s/current.tmp.%ld", root, (long)getpid());
+	snprintf(cur, sizeof(cur), "%s/current", root);
+	unlink(link);
+	if (symlink(gen, link) != 0)
+		return trust_errf(err, TRUST_EIO, "symlink %s: %s", link, strerror(errno));
+	if (rename(link, cur) != 0) {
+		int e = errno;
+
+		unlink(link);
+		return trust_errf(err, TRUST_EIO, "rename %s over %s: %s", link, cur, strerror(e));
+	}
+	return trust_fsync_dir(root, err);
+}
+
+/*
+ * The generation to publish: the store's, unless it is published already.
+ * Then force commits the store once more, so that the new publication gets
+ * a new number and published directories stay immutable.
+ */
+static int
+pick_generation(struct trust_store *st, const char *root, bool force, struct trust_err *err)
+{
+	struct gens g;
+	int r;
+
+	if ((r = scan_gens(root, &g, false, err)) != 0)
+		return r;
+	free(g.v);
+	if (st->generation > g.max)
+		return 0;
+	if (!force)
+		return trust_errf(err, TRUST_EEXIST,
+			"store generation %llu is published already (newest publication gen-%08llu); "
+			"nothing changed since, publish again only with force",
+			(unsigned long long)st->generation, g.max);
+	st->generation = g.max;
+	return store_commit(st, err);
+}
+
+/* ---- the whole run ------------------------------------------------------ */
+
+static int
+publish_body(struct pub_ctx *c, const struct publish_opts *o, unsigned long long gen)
+{
+	struct trust_buf head;
+	int r;
+
+	if ((r = load_own(c)) != 0 || (r = load_tvs_nodes(c)) != 0 || (r = build_itl(c)) != 0)
+		return r;
+	if (c->set->security_mode == MODE_MIXED && (r = build_ctl(c)) != 0)
+		return r;
+	if ((r = publish_configs(c, o->config_dir)) != 0 ||
+	    (r = publish_manifest(c, gen)) != 0 ||
+	    (r = publish_tvs_identity(c)) != 0)
+		return r;
+	trust_buf_init(&head);
+	trust_buf_printf(&head, "tvs-publication 1\ngeneration %llu\ncreated %u\n", gen,
+		(unsigned)c->now);
+	trust_buf_put(&head, c->index.data, c->index.len);
+	trust_buf_printf(&head, "end\n");
+	/* PUBLICATION last: a directory with it is complete */
+	r = head.failed ? trust_errf(c->err, TRUST_ENOMEM, "out of memory") :
+		pub_put(c, "file", "PUBLICATION", head.data, head.len, 0644);
+	trust_buf_free(&head);
+	if (r == 0 && ((r = fsync_at(c->dfd, "certs", c->err)) != 0 ||
+	    (r = fsync_at(c->dfd, "tvs", c->err)) != 0))
+		return r;
+	if (r == 0 && fsync(c->dfd) != 0)
+		r = trust_errf(c->err, TRUST_EIO, "fsync publication: %s", strerror(errno));
+	return r;
+}
+
+static void
+ctx_free(struct pub_ctx *c)
+{
+	for (int u = 0; u < UNIT_COUNT; u++)
+		trust_cert_free(&c->own[u]);
+	for (size_t i = 0; i < c->ntvs; i++)
+		trust_cert_free(&c->tvs[i]);
+	free(c->tvs);
+	free(c->tvs_entry);
+	EVP_PKEY_free(c->cm_key);
+	EVP_PKEY_free(c->list_key);
+	trust_buf_free(&c->index);
+	if (c->dfd >= 0)
+		close(c->dfd);
+}
+
+int
+publish_run(struct trust_store *st, const char *pub_root, const struct publish_opts *o,
+	struct publish_result *r, struct trust_err *err)
+{
+	static const struct publish_opts none;
+	struct pub_ctx c = { .st = st, .set = &st->set, .dfd = -1, .r = r, .err = err };
+	char tmp[PATH_MAX], fin[PATH_MAX], name[64];
+	unsigned long long gen;
+	int rc;
+
+	o = o ? o : &none;
+	memset(r, 0, sizeof(*r));
+	if (st->lockfd < 0)
+		return trust_errf(err, TRUST_EINVAL,
+			"publishing needs the store lock (open the store with STORE_LOCK)");
+	if ((rc = store_mkdir_p(pub_root, 0755, err)) != 0 || (rc = pick_generation(st, pub_root, o->force, err)) != 0)
+		return rc;
+	gen = st->generation;
+	c.now = o->timestamp ? o->timestamp : (uint32_t)time(NULL);
+	snprintf(name, sizeof(name), "gen-%08llu", gen);
+	if (snprintf(tmp, sizeof(tmp), "%s/%s.tmp.%ld", pub_root, name, (long)getpid()) >=
+	    (int)sizeof(tmp) || snprintf(fin, sizeof(fin), "%s/%s", pub_root, name) >= (int)sizeof(fin))
+		return trust_errf(err, TRUST_EINVAL, "publication root path too long");
+	rm_tree(tmp);
+	if (mkdir(tmp, 0755) != 0 || (c.dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    mkdirat(c.dfd, "certs", 0755) != 0 || mkdirat(c.dfd, "tvs", 0700) != 0) {
+		rc = trust_errf(err, TRUST_EIO, "publish into %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	trust_buf_init(&c.index);
+	if ((rc = publish_body(&c, o, gen)) != 0)
+		goto fail;
+	if (rename(tmp, fin) != 0) {
+		rc = trust_errf(err, TRUST_EIO, "rename %s to %s: %s", tmp, fin, strerror(errno));
+		goto fail;
+	}
+	if ((rc = trust_fsync_dir(pub_root, err)) != 0 || (rc = switch_current(pub_root, name, err)) != 0)
+		goto out;
+	r->generation = gen;
+	snprintf(r->dir, sizeof(r->dir), "%s", fin);
+	rc = prune(pub_root, st->set.keep_publications, err);
+	goto out;
+fail:
+	rm_tree(tmp);
+out:
+	ctx_free(&c);
+	return rc;
+}

@@ -1213,8 +1213,8 @@ store_gc(struct trust_store *st, struct trust_err *err)
 
 /* ---- init --------------------------------------------------------------- */
 
-static int
-mkdir_p(const char *dir, struct trust_err *err)
+int
+store_mkdir_p(const char *dir, unsigned mode, struct trust_err *err)
 {
 	char buf[PATH_MAX];
 	size_t n = strlen(dir);
@@ -1228,7 +1228,7 @@ mkdir_p(const char *dir, struct trust_err *err)
 		char c = *p;
 
 		*p = '\0';
-		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+		if (mkdir(buf, mode) != 0 && errno != EEXIST)
 			return trust_errf(err, TRUST_EIO, "mkdir %s: %s", buf, strerror(errno));
 		*p = c;
 		if (c == '\0')
@@ -1298,9 +1298,9 @@ store_init(const char *dir, const struct store_init_opts *o, struct trust_err *e
 
 	if ((r = init_settings(&st.set, o, err)) != 0)
 		return r;
-	if ((r = mkdir_p(dir, err)) != 0 ||
+	if ((r = store_mkdir_p(dir, 0700, err)) != 0 ||
 	    (r = path_of(path, sizeof(path), err, "%s/objects", dir)) != 0 ||
-	    (r = mkdir_p(path, err)) != 0)
+	    (r = store_mkdir_p(path, 0700, err)) != 0)
 		return r;
 	if ((st.lockfd = lock_take(dir, err)) < 0)
 		return st.lockfd;

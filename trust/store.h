@@ -148,6 +148,8 @@ int store_setting_set(struct store_settings *s, const char *key, const char *val
 	struct trust_err *err);
 const char *store_setting_get(const struct store_settings *s, unsigned i, char *buf,
 	size_t n);
+/* mkdir -p with mode for each directory it creates. */
+int store_mkdir_p(const char *dir, unsigned mode, struct trust_err *err);
 /* The unit whose key signs the ITL (and the CTL) under these settings. */
 enum store_unit store_list_signer(const struct store_settings *s);
 
