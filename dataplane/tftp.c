@@ -99,7 +99,8 @@ struct tftp_engine {
 	struct tftp_xfer *xs;
 	char *names;		/* max_transfers * (TFTP_NAME_MAX + 1) */
 	uint8_t *scratch;	/* every datagram header we build */
-	uint32_t free_head;
+	uint32_t free_head;	/* free slots, FIFO: see xfer_free */
+	uint32_t free_tail;
 	uint32_t active;
 	uint64_t next_due;
 	uint64_t tq_busy[TQ_WORDS];
@@ -334,6 +335,23 @@ send_window(struct tftp_engine *e, uint32_t i)
 	x->sent = last;
 }
 
+/*
+ * Free slots are taken from the head and returned to the tail, so a port
+ * is reused as late as possible: a late duplicate from a finished transfer
+ * (clients that keep their source port across fetches) then meets a free
+ * slot and gets ERROR 5 rather than landing in a new transfer.
+ */
+static void
+xfer_free(struct tftp_engine *e, uint32_t i)
+{
+	e->xs[i].tnext = NIL;
+	if (e->free_tail != NIL)
+		e->xs[e->free_tail].tnext = i;
+	else
+		e->free_head = i;
+	e->free_tail = i;
+}
+
 static void
 xfer_end(struct tftp_engine *e, uint32_t i, bool ok)
 {
@@ -349,8 +367,7 @@ xfer_end(struct tftp_engine *e, uint32_t i, bool ok)
 	if (e->ops.release != NULL)
 		e->ops.release(e->ctx, x->file.ref);
 	x->state = XS_FREE;
-	x->tnext = e->free_head;
-	e->free_head = i;
+	xfer_free(e, i);
 	e->active--;
 }
 
@@ -594,6 +611,8 @@ xfer_start(struct tftp_engine *e, uint64_t now, const struct tftp_peer *from,
 	uint32_t cap = e->lim.max_blksize;
 
 	e->free_head = x->tnext;
+	if (e->free_head == NIL)
+		e->free_tail = NIL;
 	memset(x, 0, sizeof(*x));
 	x->tnext = x->tprev = NIL;
 	x->peer = *from;
@@ -804,6 +823,7 @@ tftp_engine_create(const struct tftp_limits *lim, const struct tftp_ops *ops, vo
 		e->xs[i].tprev = NIL;
 	}
 	e->free_head = 0;
+	e->free_tail = l.max_transfers - 1;
 	e->next_due = UINT64_MAX;
 	for (unsigned q = 0; q < TQ_COUNT; q++) {
 		e->tq[q].head = e->tq[q].tail = NIL;

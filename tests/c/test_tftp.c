@@ -92,6 +92,37 @@ test_basic(void)
 	/* mode names are case-insensitive */
 	h_client_init(&c, 2, "SEP001122334455.cnf.xml", "OcTeT", NULL);
 	fetch(&h, &c, d, 1300, "mode OcTeT");
+	is_int(c.sport, default_limits.port_base + 1,
+		"a freed port is not reused at once (FIFO free list)");
+	h_client_free(&c);
+
+	/* same client port again: a late ACK of the old transfer meets a
+	 * free slot, not the new transfer */
+	h_client_init(&c, 2, "SEP001122334455.cnf.xml", "octet", NULL);
+	{
+		uint8_t req[64];
+		size_t n = h_req(req, sizeof(req), TFTP_RRQ, c.name, c.mode, NULL);
+		struct h_pkt *p;
+		uint64_t acks_before = tftp_stats(h.e)->dup_acks;
+
+		h_input(&h, &c.peer, TFTP_PORT, req, n);
+		p = h_pop(&h);
+		ok(p != NULL && p->sport == default_limits.port_base + 2, "third transfer on a third port");
+		free(p ? p->data : NULL);
+		h_ack(&h, &c.peer, (uint16_t)(default_limits.port_base + 1), 1);
+		is_int(h_expect_error(&h, &c.peer, NULL, 0), TFTP_ERR_UNKNOWN_TID,
+			"late ACK 1 to the old port: ERROR 5");
+		is_int(tftp_stats(h.e)->dup_acks, acks_before, "new transfer untouched");
+		h_ack(&h, &c.peer, (uint16_t)(default_limits.port_base + 2), 1);
+		p = h_pop(&h);
+		ok(p != NULL && h_get16(p->data) == TFTP_DATA && h_get16(p->data + 2) == 2,
+			"new transfer goes on with block 2");
+		free(p ? p->data : NULL);
+		h_ack(&h, &c.peer, (uint16_t)(default_limits.port_base + 2), 2);
+		h_flush(&h);
+		h_ack(&h, &c.peer, (uint16_t)(default_limits.port_base + 2), 3);
+		is_int(tftp_active(h.e), 0, "and completes");
+	}
 	h_client_free(&c);
 	h_fini(&h);
 	free(d);
@@ -157,6 +188,7 @@ test_negotiation(void)
 	uint8_t req[128];
 	size_t n;
 	unsigned sends;
+	uint16_t tport;
 
 	h_init(&h, &default_limits);
 	h_publish(&h, "f.bin", d, 20000);
@@ -212,6 +244,7 @@ test_negotiation(void)
 	h_input(&h, &peer, TFTP_PORT, req, n);
 	p = h_pop(&h);
 	ok(p != NULL && h_get16(p->data) == TFTP_OACK, "OACK for the timeout check");
+	tport = p ? p->sport : 0;
 	free(p ? p->data : NULL);
 	sends = h.sends;
 	h_advance(&h, 2 * SEC);
@@ -224,7 +257,7 @@ test_negotiation(void)
 		static const uint8_t e8[] = { 0, 5, 0, 8, 'n', 'o', 0 };
 
 		sends = h.sends;
-		h_input(&h, &peer, default_limits.port_base, e8, sizeof(e8));
+		h_input(&h, &peer, tport, e8, sizeof(e8));
 		is_int(h.sends, sends, "ERROR 8 from the client is not answered");
 		is_int(tftp_active(h.e), 0, "ERROR 8 ends the transfer");
 		is_int(h.done_fail, 1, "done(false) for the refused OACK");
