@@ -1,0 +1,165 @@
+/*
+ * tvsd: the DPDK fast path that serves the publication over TFTP.
+ *
+ * Shape (l3fwd): the main lcore sets everything up, then runs the control
+ * loop (control socket, SIGHUP reloads, freeing old publications); every
+ * worker lcore polls one RX/TX queue pair on every port, answers ARP and
+ * ICMP echo itself and feeds TFTP datagrams to its own tftp engine.
+ *
+ * Transfer ports: worker i owns the UDP ports [base + i*max, base +
+ * (i+1)*max). RSS may deliver a client's ACK to another worker; that one
+ * hands the mbuf to the owner over the owner's rte_ring, so a transfer's
+ * state is only ever touched by one lcore.
+ *
+ * Everything a worker writes lives in its own cache-aligned struct
+ * dp_lcore; readers (telemetry thread, control loop) only load counters.
+ * The publication is one pointer swapped with QSBR RCU (dp_pub.c).
+ */
+#ifndef DP_DP_H
+#define DP_DP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <rte_common.h>
+#include <rte_ethdev.h>
+#include <rte_log.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_rcu_qsbr.h>
+
+#include "cfg.h"
+#include "tftp.h"
+
+#define DP_BURST 32
+#define DP_PREFETCH 4		/* packets ahead */
+#define DP_RING_SIZE 1024	/* hand-offs waiting for one lcore */
+#define DP_MAX_PORTS CFG_MAX_PORTS
+#define DP_DRAIN_US 100		/* TX buffers flushed at least this often */
+#define DP_STATS_US 1000	/* engine counters copied out this often */
+
+extern int dp_logtype;
+extern int dp_logtype_ctl;
+#define DP_LOG(level, fmt, ...) \
+	rte_log(RTE_LOG_ ## level, dp_logtype, "tvsd: " fmt "\n", ## __VA_ARGS__)
+#define CTL_LOG(level, fmt, ...) \
+	rte_log(RTE_LOG_ ## level, dp_logtype_ctl, "tvsd ctl: " fmt "\n", ## __VA_ARGS__)
+
+/* Counters of one lcore; names are the telemetry / JSON keys. */
+#define DP_COUNTERS(X) \
+	X(rx_pkts) X(rx_bytes) X(tx_pkts) \
+	X(arp_replies) X(icmp_replies) X(tftp_pkts) \
+	X(handoff_out) X(handoff_in) \
+	X(drop_runt) X(drop_vlan) X(drop_ethertype) X(drop_arp) \
+	X(drop_ip_hdr) X(drop_ip_cksum) X(drop_ip_frag) X(drop_ip_dst) X(drop_ip_proto) \
+	X(drop_icmp) X(drop_udp_hdr) X(drop_udp_cksum) X(drop_udp_port) \
+	X(drop_ring_full) X(drop_nombuf) X(drop_tx_full) X(drop_no_peer) X(drop_too_big)
+
+enum dp_counter {
+#define DP_ENUM(n) DP_C_ ## n,
+	DP_COUNTERS(DP_ENUM)
+#undef DP_ENUM
+	DP_C_MAX
+};
+
+extern const char *const dp_counter_names[DP_C_MAX];
+
+/* Written by the owning lcore only. */
+struct dp_stats {
+	uint64_t c[DP_C_MAX];
+	struct tftp_stats tftp;		/* copied from the engine every DP_STATS_US */
+	uint64_t active;		/* transfers in progress */
+	uint64_t generation;		/* publication the lcore last saw */
+};
+
+/* Where a transfer's replies go: learned from the request. */
+struct dp_l2 {
+	struct rte_ether_addr mac;
+	uint32_t ip;			/* network byte order */
+	uint16_t port;			/* index into dp_app.ports */
+	bool valid;
+};
+
+struct dp_port {
+	uint16_t id;			/* DPDK port id */
+	struct rte_ether_addr mac;
+	uint32_t ip;			/* host byte order */
+	uint32_t ip_be;
+	uint8_t prefix;
+	uint16_t vlan;			/* 0: untagged */
+	uint16_t mtu;			/* what the PMD really has */
+	bool tx_cksum;			/* IPv4 + UDP checksum offload */
+	bool rss;
+};
+
+struct dp_lcore {
+	unsigned lcore_id;
+	unsigned worker;		/* index: queue id and port range */
+	struct rte_mempool *pool;
+	struct rte_ring *ring;		/* hand-offs to this lcore */
+	struct rte_eth_dev_tx_buffer *txb[DP_MAX_PORTS];
+	struct tftp_engine *tftp;
+	uint16_t port_base;		/* of this engine */
+	struct dp_l2 *slot_l2;		/* per transfer slot */
+	const struct dp_l2 *cur;	/* sender of the packet being input */
+	uint16_t ip_id;
+	uint64_t ns_mult;		/* TSC to ns, 32.32 fixed point */
+	struct dp_stats stats;
+} __rte_cache_aligned;
+
+struct dp_app {
+	struct tvs_config cfg;
+	struct dp_port ports[DP_MAX_PORTS];
+	unsigned nports;
+	uint8_t port_index[RTE_MAX_ETHPORTS];	/* DPDK id -> index, 0xff: none */
+	unsigned workers[RTE_MAX_LCORE];	/* worker index -> lcore id */
+	unsigned nworkers;
+	uint16_t blksize_cap;			/* from the smallest MTU */
+	struct rte_rcu_qsbr *qsbr;
+	uint64_t started;			/* time(NULL) */
+};
+
+extern struct dp_app dp_app;
+extern struct dp_lcore dp_lcores[RTE_MAX_LCORE];
+extern volatile int dp_quit;
+
+/* dp_port.c */
+int dp_ports_init(void);
+struct rte_mempool *dp_pool_of_lcore(unsigned lcore);
+void dp_ports_close(void);
+
+/* dp_worker.c */
+int dp_workers_init(void);
+int dp_worker_main(void *arg);
+void dp_workers_free(void);
+extern const struct tftp_ops dp_tftp_ops;
+
+/* dp_pub.c: generations of the publication */
+int dp_pub_init(void);
+int dp_pub_reload(char *msg, size_t msgsz);
+void dp_pub_reap(void);
+void dp_pub_fini(void);
+uint64_t dp_pub_generation(void);
+/* Fills a JSON object body (no braces) describing the current generation. */
+void dp_pub_json(FILE *f);
+struct rte_tel_data;
+void dp_pub_tel(struct rte_tel_data *d);
+
+/* dp_stats.c: aggregation, telemetry, JSON */
+void dp_stats_sum(struct dp_stats *out, int lcore);	/* lcore < 0: all */
+void dp_stats_json(FILE *f);
+int dp_telemetry_init(void);
+
+/* Publication lookups for the TFTP engine (tftp_ops). */
+int dp_pub_lookup(void *ctx, const char *name, struct tftp_file *f);
+void dp_pub_release(void *ctx, void *ref);
+
+/* dp_ctl.c: control socket served by the main lcore */
+void dp_json_str(FILE *f, const char *s);
+int dp_ctl_open(const char *path);
+void dp_ctl_poll(int timeout_ms);
+void dp_ctl_close(void);
+extern volatile int dp_reload_requested;
+
+#endif

@@ -1,0 +1,273 @@
+/*
+ * Port setup: one RX/TX queue pair per worker on every configured port.
+ *
+ * tvsd must run on any PMD (tap, memif, vhost, virtio_user, pcap, ring),
+ * so every optional feature is asked for only when dev_info offers it, and
+ * a refusal (MTU, promiscuous, RSS, checksum offload) is a warning: the
+ * program falls back to software (checksums) or to less (one queue gets
+ * all traffic and hands it over rings). RX is never flushed at start: a
+ * pcap PMD's packets are the test.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "dp.h"
+
+#define DP_POOL_CACHE 256
+
+static struct rte_mempool *dp_pools[RTE_MAX_NUMA_NODES];
+
+/* Data room for the largest frame of any port, VLAN tag included. */
+static uint16_t
+dp_mbuf_room(void)
+{
+	unsigned need = RTE_MBUF_DEFAULT_BUF_SIZE;
+
+	for (unsigned i = 0; i < CFG_MAX_PORTS; i++) {
+		const struct cfg_port *cp = &dp_app.cfg.ports[i];
+		unsigned frame = RTE_PKTMBUF_HEADROOM + cp->mtu + RTE_ETHER_HDR_LEN
+			+ RTE_VLAN_HLEN + RTE_ETHER_CRC_LEN;
+
+		if (cp->present && frame > need)
+			need = frame;
+	}
+	return (uint16_t)need;
+}
+
+static struct rte_mempool *
+dp_pool_get(unsigned socket)
+{
+	char name[RTE_MEMPOOL_NAMESIZE];
+
+	if (socket >= RTE_MAX_NUMA_NODES)
+		socket = 0;
+	if (dp_pools[socket] != NULL)
+		return dp_pools[socket];
+	snprintf(name, sizeof(name), "tvs_mbuf_s%u", socket);
+	dp_pools[socket] = rte_pktmbuf_pool_create(name, dp_app.cfg.mbufs, DP_POOL_CACHE, 0,
+		dp_mbuf_room(), (int)socket);
+	if (dp_pools[socket] == NULL)
+		DP_LOG(ERR, "cannot create mbuf pool of %u on socket %u (%s); try a larger -m "
+			"or a smaller [tvsd] mbufs", dp_app.cfg.mbufs, socket, rte_strerror(rte_errno));
+	return dp_pools[socket];
+}
+
+struct rte_mempool *
+dp_pool_of_lcore(unsigned lcore)
+{
+	return dp_pool_get(rte_lcore_to_socket_id(lcore));
+}
+
+/* RSS over IP and UDP when the PMD can and there is more than one queue. */
+static void
+dp_port_rss(struct dp_port *p, const struct rte_eth_dev_info *info,
+	struct rte_eth_conf *conf)
+{
+	uint64_t hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info->flow_type_rss_offloads;
+
+	if (dp_app.nworkers == 1)
+		return;
+	if (hf == 0) {
+		DP_LOG(WARNING, "port %u: no RSS; queue 0 receives everything and hands "
+			"transfers to their owners", p->id);
+		return;
+	}
+	conf->rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+	conf->rx_adv_conf.rss_conf.rss_hf = hf;
+	p->rss = true;
+}
+
+static void
+dp_port_offloads(struct dp_port *p, const struct rte_eth_dev_info *info,
+	struct rte_eth_conf *conf)
+{
+	const uint64_t rx = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+	const uint64_t tx = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+
+	/* RX checks are only a shortcut: unknown status means software. */
+	conf->rxmode.offloads = info->rx_offload_capa & rx;
+	if ((info->tx_offload_capa & tx) == tx) {
+		conf->txmode.offloads = tx;
+		p->tx_cksum = true;
+	} else
+		DP_LOG(INFO, "port %u: no TX checksum offload, checksums in software", p->id);
+	if (info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE)
+		conf->txmode.offloads |= RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
+}
+
+static int
+dp_port_configure(struct dp_port *p, const struct rte_eth_dev_info *info)
+{
+	uint16_t nq = (uint16_t)dp_app.nworkers;
+	struct rte_eth_conf conf;
+	int rc;
+
+	if (info->max_rx_queues < nq || info->max_tx_queues < nq) {
+		DP_LOG(ERR, "port %u (%s): %u RX / %u TX queues, %u workers need %u each",
+			p->id, info->driver_name, info->max_rx_queues, info->max_tx_queues,
+			nq, nq);
+		return -EINVAL;
+	}
+	memset(&conf, 0, sizeof(conf));
+	dp_port_rss(p, info, &conf);
+	dp_port_offloads(p, info, &conf);
+	rc = rte_eth_dev_configure(p->id, nq, nq, &conf);
+	if (rc < 0 && p->rss) {
+		DP_LOG(WARNING, "port %u: configure with RSS failed (%s), trying without",
+			p->id, rte_strerror(-rc));
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE;
+		conf.rx_adv_conf.rss_conf.rss_hf = 0;
+		p->rss = false;
+		rc = rte_eth_dev_configure(p->id, nq, nq, &conf);
+	}
+	if (rc < 0)
+		DP_LOG(ERR, "port %u: configure failed (%s)", p->id, rte_strerror(-rc));
+	return rc;
+}
+
+static int
+dp_port_queues(struct dp_port *p, const struct cfg_port *cp)
+{
+	uint16_t nrx = cp->rx_desc, ntx = cp->tx_desc;
+	struct rte_eth_dev_info info;
+	int rc;
+
+	rc = rte_eth_dev_adjust_nb_rx_tx_desc(p->id, &nrx, &ntx);
+	if (rc < 0 || rte_eth_dev_info_get(p->id, &info) != 0) {
+		DP_LOG(ERR, "port %u: descriptor counts refused (%s)", p->id, rte_strerror(-rc));
+		return -EINVAL;
+	}
+	for (unsigned w = 0; w < dp_app.nworkers; w++) {
+		unsigned lcore = dp_app.workers[w];
+		int sock = (int)rte_lcore_to_socket_id(lcore);
+		struct rte_eth_txconf txc = info.default_txconf;
+		struct rte_eth_rxconf rxc = info.default_rxconf;
+		struct rte_mempool *mp = dp_pool_of_lcore(lcore);
+
+		if (mp == NULL)
+			return -ENOMEM;
+		rxc.offloads = 0;
+		txc.offloads = 0;
+		rc = rte_eth_rx_queue_setup(p->id, (uint16_t)w, nrx, sock, &rxc, mp);
+		if (rc == 0)
+			rc = rte_eth_tx_queue_setup(p->id, (uint16_t)w, ntx, sock, &txc);
+		if (rc < 0) {
+			DP_LOG(ERR, "port %u queue %u: setup failed (%s)", p->id, w,
+				rte_strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* MTU and promiscuous mode: wishes, not requirements. */
+static void
+dp_port_wishes(struct dp_port *p, const struct cfg_port *cp)
+{
+	uint16_t mtu = 0;
+	int rc;
+
+	rc = rte_eth_dev_set_mtu(p->id, cp->mtu);
+	if (rc < 0)
+		DP_LOG(WARNING, "port %u: cannot set MTU %u (%s)", p->id, cp->mtu,
+			rte_strerror(-rc));
+	if (rte_eth_dev_get_mtu(p->id, &mtu) != 0 || mtu == 0 || mtu > cp->mtu)
+		mtu = cp->mtu;	/* we never send more than configured */
+	p->mtu = mtu;
+	if (cp->promiscuous) {
+		rc = rte_eth_promiscuous_enable(p->id);
+		if (rc < 0)
+			DP_LOG(WARNING, "port %u: promiscuous mode not available (%s)", p->id,
+				rte_strerror(-rc));
+	}
+}
+
+static int
+dp_port_init(unsigned idx, unsigned portid, const struct cfg_port *cp)
+{
+	struct dp_port *p = &dp_app.ports[idx];
+	struct rte_eth_dev_info info;
+	int rc;
+
+	if (!rte_eth_dev_is_valid_port((uint16_t)portid)) {
+		DP_LOG(ERR, "%s:%u: [port%u] but DPDK has no port %u (%u ports; check --vdev/-a)",
+			dp_app.cfg.path, cp->line, portid, portid, rte_eth_dev_count_avail());
+		return -ENODEV;
+	}
+	p->id = (uint16_t)portid;
+	p->ip = cp->ip;
+	p->ip_be = rte_cpu_to_be_32(cp->ip);
+	p->prefix = cp->prefix;
+	p->vlan = cp->vlan;
+	rc = rte_eth_dev_info_get(p->id, &info);
+	if (rc == 0)
+		rc = dp_port_configure(p, &info);
+	if (rc == 0)
+		rc = dp_port_queues(p, cp);
+	if (rc < 0)
+		return rc;
+	dp_port_wishes(p, cp);
+	rte_eth_macaddr_get(p->id, &p->mac);
+	rc = rte_eth_dev_start(p->id);
+	if (rc < 0) {
+		DP_LOG(ERR, "port %u: start failed (%s)", p->id, rte_strerror(-rc));
+		return rc;
+	}
+	DP_LOG(INFO, "port %u (%s): " RTE_ETHER_ADDR_PRT_FMT " %u.%u.%u.%u/%u vlan %u mtu %u, "
+		"%u queues%s%s", p->id, info.driver_name, RTE_ETHER_ADDR_BYTES(&p->mac),
+		p->ip >> 24, (p->ip >> 16) & 255, (p->ip >> 8) & 255, p->ip & 255, p->prefix,
+		p->vlan, p->mtu, dp_app.nworkers, p->rss ? ", RSS" : "",
+		p->tx_cksum ? ", TX checksum offload" : "");
+	return 0;
+}
+
+int
+dp_ports_init(void)
+{
+	unsigned smallest = 65535;
+
+	memset(dp_app.port_index, 0xff, sizeof(dp_app.port_index));
+	for (unsigned i = 0; i < CFG_MAX_PORTS; i++) {
+		const struct cfg_port *cp = &dp_app.cfg.ports[i];
+		int rc;
+
+		if (!cp->present)
+			continue;
+		rc = dp_port_init(dp_app.nports, i, cp);
+		if (rc < 0)
+			return rc;
+		dp_app.port_index[i] = (uint8_t)dp_app.nports;
+		if (dp_app.ports[dp_app.nports].mtu < smallest)
+			smallest = dp_app.ports[dp_app.nports].mtu;
+		dp_app.nports++;
+	}
+	/* IPv4 + UDP + TFTP DATA headers must fit the smallest MTU. */
+	dp_app.blksize_cap = (uint16_t)RTE_MIN((unsigned)dp_app.cfg.tftp.max_blksize,
+		smallest - 20 - 8 - 4);
+	if (dp_app.blksize_cap < dp_app.cfg.tftp.max_blksize)
+		DP_LOG(INFO, "TFTP blksize capped at %u by MTU %u", dp_app.blksize_cap, smallest);
+	return 0;
+}
+
+void
+dp_ports_close(void)
+{
+	for (unsigned i = 0; i < dp_app.nports; i++) {
+		uint16_t id = dp_app.ports[i].id;
+		int rc = rte_eth_dev_stop(id);
+
+		if (rc != 0)
+			DP_LOG(WARNING, "port %u: stop failed (%s)", id, rte_strerror(-rc));
+		rte_eth_dev_close(id);
+	}
+	dp_app.nports = 0;
+	for (unsigned s = 0; s < RTE_MAX_NUMA_NODES; s++) {
+		rte_mempool_free(dp_pools[s]);
+		dp_pools[s] = NULL;
+	}
+}

@@ -1,0 +1,323 @@
+/*
+ * Worker lcores: setup of their private state, the poll loop, and the
+ * glue that lets the DPDK-free TFTP engine send UDP datagrams.
+ */
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_prefetch.h>
+
+#include "dp.h"
+#include "dp_hot.h"
+
+struct dp_lcore dp_lcores[RTE_MAX_LCORE];
+
+/* Where to send from transfer port src_port: the sender of the packet
+ * being input (remembered for the slot), else what the slot remembers. */
+static const struct dp_l2 *
+dp_peer_l2(struct dp_lcore *lc, const struct tftp_peer *to, uint16_t src_port)
+{
+	uint32_t slot = (uint32_t)src_port - lc->port_base;
+	bool mine = src_port >= lc->port_base && slot < dp_app.cfg.tftp.max_transfers;
+	uint32_t ip = rte_cpu_to_be_32(to->ip);
+
+	if (lc->cur != NULL && lc->cur->ip == ip) {
+		if (mine)
+			lc->slot_l2[slot] = *lc->cur;
+		return lc->cur;
+	}
+	if (mine && lc->slot_l2[slot].valid && lc->slot_l2[slot].ip == ip)
+		return &lc->slot_l2[slot];
+	return NULL;
+}
+
+static void
+dp_udp_headers(struct dp_lcore *lc, const struct dp_port *p, const struct dp_l2 *l2,
+	const struct tftp_peer *to, uint16_t src_port, uint8_t *d, size_t paylen)
+{
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)d;
+	struct rte_ipv4_hdr *ip;
+	struct rte_udp_hdr *udp;
+
+	rte_ether_addr_copy(&l2->mac, &eth->dst_addr);
+	rte_ether_addr_copy(&p->mac, &eth->src_addr);
+	if (p->vlan != 0) {
+		struct rte_vlan_hdr *vh = (struct rte_vlan_hdr *)(eth + 1);
+
+		eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_VLAN);
+		vh->vlan_tci = rte_cpu_to_be_16(p->vlan);
+		vh->eth_proto = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+		ip = (struct rte_ipv4_hdr *)(vh + 1);
+	} else {
+		eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+		ip = (struct rte_ipv4_hdr *)(eth + 1);
+	}
+	udp = (struct rte_udp_hdr *)(ip + 1);
+	ip->version_ihl = RTE_IPV4_VHL_DEF;
+	ip->type_of_service = 0;
+	ip->total_length = rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + sizeof(*udp) + paylen));
+	ip->packet_id = rte_cpu_to_be_16(lc->ip_id++);
+	ip->fragment_offset = RTE_BE16(RTE_IPV4_HDR_DF_FLAG);
+	ip->time_to_live = 64;
+	ip->next_proto_id = IPPROTO_UDP;
+	ip->hdr_checksum = 0;
+	ip->src_addr = p->ip_be;
+	ip->dst_addr = rte_cpu_to_be_32(to->ip);
+	udp->src_port = rte_cpu_to_be_16(src_port);
+	udp->dst_port = rte_cpu_to_be_16(to->port);
+	udp->dgram_len = rte_cpu_to_be_16((uint16_t)(sizeof(*udp) + paylen));
+	udp->dgram_cksum = 0;
+}
+
+/* Checksums by the NIC when it can, else here (payload already copied). */
+static void
+dp_udp_cksum(const struct dp_port *p, struct rte_mbuf *m, size_t l2len)
+{
+	struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, l2len);
+	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
+
+	if (p->tx_cksum) {
+		m->l2_len = l2len;
+		m->l3_len = sizeof(*ip);
+		m->ol_flags = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
+		udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
+		return;
+	}
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+}
+
+static void
+dp_tftp_send(void *ctx, const struct tftp_peer *to, uint16_t src_port,
+	const uint8_t *hdr, size_t hdrlen, const uint8_t *body, size_t bodylen)
+{
+	struct dp_lcore *lc = ctx;
+	const struct dp_l2 *l2 = dp_peer_l2(lc, to, src_port);
+	const struct dp_port *p;
+	struct rte_mbuf *m;
+	size_t l2len, len;
+	uint8_t *d;
+
+	if (unlikely(l2 == NULL)) {
+		lc->stats.c[DP_C_drop_no_peer]++;
+		return;
+	}
+	p = &dp_app.ports[l2->port];
+	l2len = sizeof(struct rte_ether_hdr) + (p->vlan ? RTE_VLAN_HLEN : 0);
+	len = l2len + sizeof(struct rte_ipv4_hdr) + sizeof(struct rte_udp_hdr) + hdrlen + bodylen;
+	m = rte_pktmbuf_alloc(lc->pool);
+	if (unlikely(m == NULL)) {
+		lc->stats.c[DP_C_drop_nombuf]++;
+		return;
+	}
+	d = len <= rte_pktmbuf_tailroom(m) ? (uint8_t *)rte_pktmbuf_append(m, (uint16_t)len) : NULL;
+	if (unlikely(d == NULL)) {
+		DP_DROP(lc, m, drop_too_big);
+		return;
+	}
+	dp_udp_headers(lc, p, l2, to, src_port, d, hdrlen + bodylen);
+	d += len - hdrlen - bodylen;
+	memcpy(d, hdr, hdrlen);
+	if (bodylen > 0)
+		memcpy(d + hdrlen, body, bodylen);
+	dp_udp_cksum(p, m, l2len);
+	dp_tx(lc, l2->port, m);
+}
+
+const struct tftp_ops dp_tftp_ops = {
+	.lookup = dp_pub_lookup,
+	.release = dp_pub_release,
+	.send = dp_tftp_send,
+};
+
+/* The engine's counters, copied word by word so readers never see a
+ * half-written one. */
+static void
+dp_stats_snapshot(struct dp_lcore *lc)
+{
+	const uint64_t *src = (const uint64_t *)tftp_stats(lc->tftp);
+	uint64_t *dst = (uint64_t *)&lc->stats.tftp;
+
+	RTE_BUILD_BUG_ON(sizeof(struct tftp_stats) % sizeof(uint64_t) != 0);
+	for (size_t i = 0; i < sizeof(struct tftp_stats) / sizeof(uint64_t); i++)
+		__atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
+	__atomic_store_n(&lc->stats.active, tftp_active(lc->tftp), __ATOMIC_RELAXED);
+	__atomic_store_n(&lc->stats.generation, dp_pub_generation(), __ATOMIC_RELAXED);
+}
+
+static inline uint64_t
+dp_ns(const struct dp_lcore *lc, uint64_t tsc)
+{
+	return (uint64_t)(((unsigned __int128)tsc * lc->ns_mult) >> 32);
+}
+
+static void
+dp_tx_flush(struct dp_lcore *lc)
+{
+	for (unsigned i = 0; i < dp_app.nports; i++)
+		lc->stats.c[DP_C_tx_pkts] += rte_eth_tx_buffer_flush(dp_app.ports[i].id,
+			(uint16_t)lc->worker, lc->txb[i]);
+}
+
+static inline void
+dp_poll_once(struct dp_lcore *lc, uint64_t now)
+{
+	struct rte_mbuf *pkts[DP_BURST];
+	unsigned n;
+
+	for (unsigned i = 0; i < dp_app.nports; i++) {
+		n = rte_eth_rx_burst(dp_app.ports[i].id, (uint16_t)lc->worker, pkts, DP_BURST);
+		if (n == 0)
+			continue;
+		lc->stats.c[DP_C_rx_pkts] += n;
+		for (unsigned j = 0; j < n; j++)
+			lc->stats.c[DP_C_rx_bytes] += pkts[j]->pkt_len;
+		dp_burst_input(lc, pkts, n, now);
+	}
+	n = rte_ring_dequeue_burst(lc->ring, (void **)pkts, DP_BURST, NULL);
+	if (n > 0) {
+		lc->stats.c[DP_C_handoff_in] += n;
+		dp_burst_input(lc, pkts, n, now);
+	}
+}
+
+int
+dp_worker_main(void *arg __rte_unused)
+{
+	unsigned lcore = rte_lcore_id();
+	struct dp_lcore *lc = &dp_lcores[lcore];
+	uint64_t hz = rte_get_tsc_hz();
+	uint64_t drain = hz * DP_DRAIN_US / 1000000, every = hz * DP_STATS_US / 1000000;
+	uint64_t last_drain = 0, last_stats = 0;
+
+	if (lc->tftp == NULL)
+		return 0;	/* the main lcore, or one we do not use */
+	rte_rcu_qsbr_thread_register(dp_app.qsbr, lcore);
+	rte_rcu_qsbr_thread_online(dp_app.qsbr, lcore);
+	DP_LOG(INFO, "lcore %u: worker %u, queue %u, transfer ports %u-%u", lcore, lc->worker,
+		lc->worker, lc->port_base, lc->port_base + dp_app.cfg.tftp.max_transfers - 1);
+	while (!dp_quit) {
+		uint64_t tsc = rte_rdtsc(), now = dp_ns(lc, tsc);
+
+		/* Top of the loop: this lcore holds no publication pointer. */
+		rte_rcu_qsbr_quiescent(dp_app.qsbr, lcore);
+		dp_poll_once(lc, now);
+		tftp_tick(lc->tftp, now);
+		if (unlikely(tsc - last_drain >= drain)) {
+			dp_tx_flush(lc);
+			last_drain = tsc;
+		}
+		if (unlikely(tsc - last_stats >= every)) {
+			dp_stats_snapshot(lc);
+			last_stats = tsc;
+		}
+	}
+	dp_tx_flush(lc);
+	dp_stats_snapshot(lc);
+	rte_rcu_qsbr_thread_offline(dp_app.qsbr, lcore);
+	rte_rcu_qsbr_thread_unregister(dp_app.qsbr, lcore);
+	DP_LOG(INFO, "lcore %u: worker stopped", lcore);
+	return 0;
+}
+
+static int
+dp_worker_tx_buffers(struct dp_lcore *lc, int socket)
+{
+	for (unsigned i = 0; i < dp_app.nports; i++) {
+		lc->txb[i] = rte_zmalloc_socket("tvs_txb", RTE_ETH_TX_BUFFER_SIZE(DP_BURST), 0,
+			socket);
+		if (lc->txb[i] == NULL)
+			return -1;
+		rte_eth_tx_buffer_init(lc->txb[i], DP_BURST);
+		rte_eth_tx_buffer_set_err_callback(lc->txb[i], rte_eth_tx_buffer_count_callback,
+			&lc->stats.c[DP_C_drop_tx_full]);
+	}
+	return 0;
+}
+
+static int
+dp_worker_init(unsigned w)
+{
+	unsigned lcore = dp_app.workers[w];
+	struct dp_lcore *lc = &dp_lcores[lcore];
+	int socket = (int)rte_lcore_to_socket_id(lcore);
+	const struct cfg_tftp *t = &dp_app.cfg.tftp;
+	struct tftp_limits lim;
+	char name[RTE_RING_NAMESIZE];
+
+	lc->lcore_id = lcore;
+	lc->worker = w;
+	lc->pool = dp_pool_of_lcore(lcore);
+	lc->port_base = (uint16_t)(t->port_base + w * t->max_transfers);
+	lc->ns_mult = (uint64_t)(((unsigned __int128)NS_PER_S << 32) / rte_get_tsc_hz());
+	snprintf(name, sizeof(name), "tvs_handoff_%u", lcore);
+	lc->ring = rte_ring_create(name, DP_RING_SIZE, socket, RING_F_SC_DEQ);
+	lc->slot_l2 = rte_zmalloc_socket("tvs_slots", t->max_transfers * sizeof(*lc->slot_l2),
+		0, socket);
+	if (lc->pool == NULL || lc->ring == NULL || lc->slot_l2 == NULL
+	    || dp_worker_tx_buffers(lc, socket) < 0) {
+		DP_LOG(ERR, "lcore %u: out of memory for its queues (%s)", lcore,
+			rte_strerror(rte_errno));
+		return -1;
+	}
+	lim = (struct tftp_limits){
+		.max_blksize = dp_app.blksize_cap,
+		.max_windowsize = t->max_windowsize,
+		.timeout_ms = t->timeout_ms,
+		.retries = t->retries,
+		.max_transfers = t->max_transfers,
+		.port_base = lc->port_base,
+	};
+	lc->tftp = tftp_engine_create(&lim, &dp_tftp_ops, lc);
+	if (lc->tftp == NULL) {
+		DP_LOG(ERR, "lcore %u: cannot create the TFTP engine", lcore);
+		return -1;
+	}
+	return 0;
+}
+
+int
+dp_workers_init(void)
+{
+	uint32_t last = (uint32_t)dp_app.cfg.tftp.port_base
+		+ dp_app.nworkers * dp_app.cfg.tftp.max_transfers;
+
+	if (last > 65536) {
+		DP_LOG(ERR, "%s: [tftp] port-base %u + %u workers x %u transfers passes port 65535",
+			dp_app.cfg.path, dp_app.cfg.tftp.port_base, dp_app.nworkers,
+			dp_app.cfg.tftp.max_transfers);
+		return -1;
+	}
+	for (unsigned w = 0; w < dp_app.nworkers; w++)
+		if (dp_worker_init(w) < 0)
+			return -1;
+	return 0;
+}
+
+/* After the workers stopped: engines release the transfers they hold. */
+void
+dp_workers_free(void)
+{
+	for (unsigned w = 0; w < dp_app.nworkers; w++) {
+		struct dp_lcore *lc = &dp_lcores[dp_app.workers[w]];
+		struct rte_mbuf *m;
+
+		if (lc->tftp != NULL)
+			tftp_engine_free(lc->tftp);
+		lc->tftp = NULL;
+		while (lc->ring != NULL && rte_ring_dequeue(lc->ring, (void **)&m) == 0)
+			rte_pktmbuf_free(m);
+		rte_ring_free(lc->ring);
+		lc->ring = NULL;
+		for (unsigned i = 0; i < DP_MAX_PORTS; i++) {
+			if (lc->txb[i] != NULL && i < dp_app.nports)
+				rte_eth_tx_buffer_flush(dp_app.ports[i].id, (uint16_t)w, lc->txb[i]);
+			rte_free(lc->txb[i]);
+			lc->txb[i] = NULL;
+		}
+		rte_free(lc->slot_l2);
+		lc->slot_l2 = NULL;
+	}
+}
