@@ -120,7 +120,9 @@ struct tftp_engine *tftp_engine_create(const struct tftp_limits *lim,
 	const struct tftp_ops *ops, void *ctx);
 void tftp_engine_free(struct tftp_engine *e);	/* releases live transfers */
 
-/* A datagram for port 69 or for one of this engine's ports; now in ns. */
+/* A datagram for port 69 or for one of this engine's ports; now in ns.
+ * now_ns (here and in tftp_tick) must never go backwards: the timer FIFOs
+ * rely on it. Answers (ERROR to a request) leave from dst_port. */
 void tftp_input(struct tftp_engine *e, uint64_t now_ns, const struct tftp_peer *from,
 	uint16_t dst_port, const uint8_t *payload, size_t len);
 /* Retransmissions and timeouts; call often (every loop turn is fine: it
