@@ -79,3 +79,58 @@ proc wait_for {ms cond} {
 	}
 	return 0
 }
+
+# --- trust store and tvsctl helpers (store/itl/cli/files tests) ---
+
+# Runs tvsctl with `input` on stdin (a pipe, never a terminal); returns
+# {exitcode output} like tvsctl.
+proc tvsctl_stdin {input args} {
+	set rc [catch {exec [prog tvsctl] {*}$args << $input 2>@1} out opts]
+	if {$rc == 0} { return [list 0 $out] }
+	set ec [dict get $opts -errorcode]
+	if {[lindex $ec 0] eq "CHILDSTATUS"} { return [list [lindex $ec 2] $out] }
+	return [list -1 $out]
+}
+
+# A fresh store (1024-bit keys: quick) and publication root under a new
+# temporary directory; returns {store pub}.
+proc new_store {name args} {
+	set d [tmpdir $name]
+	set s [file join $d store]
+	set p [file join $d pub]
+	lassign [tvsctl_stdin "" --store $s --pub $p store init --hostname cucm-pub \
+		--key-bits 1024 {*}$args] rc out
+	if {$rc != 0} { error "store init exited $rc: $out" }
+	return [list $s $p]
+}
+
+# Self-signed certificate and key made with the openssl CLI; returns {pem key}.
+proc openssl_cert {dir cn {bits 1024}} {
+	set key [file join $dir $cn.key]
+	set pem [file join $dir $cn.pem]
+	exec openssl req -x509 -newkey rsa:$bits -nodes -keyout $key -out $pem -days 30 \
+		-subj "/CN=$cn/O=Test" 2>@1
+	return [list $pem $key]
+}
+
+# Flips one byte of a file in place.
+proc flip_byte {path offset} {
+	set d [readbin $path]
+	binary scan [string index $d $offset] c b
+	set d [string replace $d $offset $offset [binary format c [expr {$b ^ 0x55}]]]
+	writebin $path $d
+}
+
+testConstraint openssl [expr {[auto_execok openssl] ne ""}]
+testConstraint flock [expr {[auto_execok flock] ne ""}]
+
+# Removes what this test file created under tcltest's temporary directory
+# (call tmp_mark at the top of the file and tmp_sweep before cleanupTests).
+proc tmp_mark {} {
+	set ::tmp_marked [glob -nocomplain -directory [configure -tmpdir] *]
+}
+proc tmp_sweep {} {
+	foreach f [glob -nocomplain -directory [configure -tmpdir] *] {
+		if {[lsearch -exact $::tmp_marked $f] < 0} { file delete -force $f }
+	}
+}
