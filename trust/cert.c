@@ -55,60 +55,39 @@ bad:
 	return -1;
 }
 
-/* RSA: PKCS#1 RSAPublicKey DER; EC: X9.62 uncompressed point. */
+/* RSA: PKCS#1 RSAPublicKey DER; EC: X9.62 uncompressed point; anything
+ * else: its SubjectPublicKeyInfo. c->pubkey is OpenSSL memory. */
 static int
 cert_pubkey(EVP_PKEY *pk, struct trust_cert *c)
 {
 	unsigned char *der = NULL;
+	EVP_PKEY *dup;
+	size_t len = 0;
 	int n;
 
 	c->key_type = EVP_PKEY_get_base_id(pk);
 	c->key_bits = EVP_PKEY_get_bits(pk);
-	if (c->key_type == EVP_PKEY_RSA) {
-		n = i2d_PublicKey(pk, &der);
+	if (c->key_type != EVP_PKEY_EC) {
+		n = c->key_type == EVP_PKEY_RSA ? i2d_PublicKey(pk, &der) : i2d_PUBKEY(pk, &der);
 		if (n <= 0)
 			return -1;
-		c->pubkey = malloc((size_t)n);
-		if (c->pubkey == NULL) {
-			OPENSSL_free(der);
-			return -1;
-		}
-		memcpy(c->pubkey, der, (size_t)n);
+		c->pubkey = der;
 		c->pubkey_len = (size_t)n;
-		OPENSSL_free(der);
 		return 0;
 	}
-	if (c->key_type == EVP_PKEY_EC) {
-		/* the certificate may carry a compressed point; ask for the long form */
-		EVP_PKEY *dup = EVP_PKEY_dup(pk);
-		size_t len = 0;
-		int rc = -1;
-
-		if (dup == NULL)
-			return -1;
-		if (EVP_PKEY_set_utf8_string_param(dup,
-			OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "uncompressed") == 1
-		    && EVP_PKEY_get_octet_string_param(dup, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
-			NULL, 0, &len) == 1
-		    && (c->pubkey = malloc(len)) != NULL
-		    && EVP_PKEY_get_octet_string_param(dup, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
-			c->pubkey, len, &len) == 1) {
-			c->pubkey_len = len;
-			rc = 0;
-		}
-		EVP_PKEY_free(dup);
-		return rc;
-	}
-	/* other key types: the SubjectPublicKeyInfo is the best we can say */
-	n = i2d_PUBKEY(pk, &der);
-	if (n <= 0 || (c->pubkey = malloc((size_t)n)) == NULL) {
-		OPENSSL_free(der);
-		return -1;
-	}
-	memcpy(c->pubkey, der, (size_t)n);
-	c->pubkey_len = (size_t)n;
-	OPENSSL_free(der);
-	return 0;
+	/* the certificate may carry a compressed point; ask for the long form */
+	dup = EVP_PKEY_dup(pk);
+	if (dup != NULL
+	    && EVP_PKEY_set_utf8_string_param(dup, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+		"uncompressed") == 1
+	    && EVP_PKEY_get_octet_string_param(dup, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+		NULL, 0, &len) == 1
+	    && (c->pubkey = OPENSSL_malloc(len)) != NULL
+	    && EVP_PKEY_get_octet_string_param(dup, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+		c->pubkey, len, &len) == 1)
+		c->pubkey_len = len;
+	EVP_PKEY_free(dup);
+	return c->pubkey_len > 0 ? 0 : -1;
 }
 
 static int
@@ -251,7 +230,7 @@ trust_cert_free(struct trust_cert *c)
 	OPENSSL_free(c->der);
 	free(c->subject);
 	free(c->issuer);
-	free(c->pubkey);
+	OPENSSL_free(c->pubkey);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -34,16 +34,24 @@ want_len(const struct tlv *t, unsigned n, struct trust_err *err)
 	return 0;
 }
 
-/* Tags that may appear once per scope; seen is a bit set over tag numbers. */
 static int
-once(uint32_t *seen, const struct tlv *t, struct trust_err *err)
+get_u8(const struct tlv *t, unsigned *v, struct trust_err *err)
 {
-	uint32_t bit = t->tag < 32 ? 1u << t->tag : 0;
+	int rc = want_len(t, 1, err);
 
-	if (*seen & bit)
-		return tlv_error(err, t, "appears twice in the same place");
-	*seen |= bit;
-	return 0;
+	if (rc == 0)
+		*v = t->val[0];
+	return rc;
+}
+
+static int
+get_u16(const struct tlv *t, uint16_t *v, struct trust_err *err)
+{
+	int rc = want_len(t, 2, err);
+
+	if (rc == 0)
+		*v = trust_get_u16(t->val);
+	return rc;
 }
 
 static struct trust_bytes
@@ -52,197 +60,150 @@ view(const struct tlv *t)
 	return (struct trust_bytes){ .p = t->val, .len = t->len };
 }
 
+/*
+ * One walker for the header, every container and every record: it skips
+ * padding, refuses a second copy of a tag in the same place, hands each
+ * element to the scope's handler and counts what the handler does not know
+ * (ELEM_UNKNOWN) as a warning.
+ */
+#define ELEM_UNKNOWN 1
+
+struct walk;
+typedef int elem_fn(struct walk *w, struct tlv_reader *r, const struct tlv *t,
+	struct trust_err *err);
+
+struct walk {
+	struct trust_file *f;
+	struct trust_record *rec;	/* inside a record */
+	const char *where;		/* names the scope in warnings */
+	elem_fn *elem;
+	uint32_t seen;			/* bit set of the tags read */
+};
+
 static int
-parse_signer_info(struct trust_file *f, struct tlv_reader *r, struct trust_err *err)
+walk(struct walk *w, struct tlv_reader *r, struct trust_err *err)
 {
-	struct trust_header *h = &f->hdr;
-	uint32_t seen = 0;
 	struct tlv t;
 	int rc;
 
 	while ((rc = tlv_next(r, &t, err)) > 0) {
+		uint32_t bit = t.tag < 32 ? 1u << t.tag : 0;
+
 		if (t.tag == TLV_PADDING)
 			continue;
-		if ((rc = once(&seen, &t, err)) != 0)
+		if (w->seen & bit)
+			return tlv_error(err, &t, "appears twice in the same place");
+		w->seen |= bit;
+		rc = w->elem(w, r, &t, err);
+		if (rc == ELEM_UNKNOWN)
+			file_warn(w->f, &t, w->where);
+		else if (rc != 0)
 			return rc;
-		switch (t.tag) {
-		case HTAG_SIGNER_NAME: h->signer_name = view(&t); break;
-		case HTAG_SERIAL_NUMBER: h->signer_serial = view(&t); break;
-		case HTAG_ISSUER_NAME: h->signer_issuer = view(&t); break;
-		default: file_warn(f, &t, "SIGNER_INFO");
-		}
 	}
 	return rc;
 }
 
 static int
-parse_sig_algo_info(struct trust_file *f, struct tlv_reader *r, struct trust_err *err)
+walk_into(struct walk *parent, struct tlv_reader *r, const struct tlv *t,
+	const char *where, elem_fn *elem, struct trust_err *err)
 {
-	uint32_t seen = 0;
-	struct tlv t;
-	int rc;
-
-	while ((rc = tlv_next(r, &t, err)) > 0) {
-		if (t.tag == TLV_PADDING)
-			continue;
-		if ((rc = once(&seen, &t, err)) != 0)
-			return rc;
-		switch (t.tag) {
-		case HTAG_SIGNATURE_ALGORITHM:
-			if ((rc = want_len(&t, 1, err)) != 0)
-				return rc;
-			f->hdr.sig_alg = t.val[0];
-			break;
-		case HTAG_SIGNATURE_MODULUS:
-			if ((rc = want_len(&t, 1, err)) != 0)
-				return rc;
-			f->hdr.modulus = t.val[0];
-			break;
-		default:
-			file_warn(f, &t, "SIGNATURE_ALGORITHM_INFO");
-		}
-	}
-	return rc;
-}
-
-static int
-parse_sig_info(struct trust_file *f, struct tlv_reader *r, struct trust_err *err)
-{
+	struct walk w = { .f = parent->f, .rec = parent->rec, .where = where, .elem = elem };
 	struct tlv_reader sub;
-	uint32_t seen = 0;
-	struct tlv t;
-	int rc;
 
-	while ((rc = tlv_next(r, &t, err)) > 0) {
-		if (t.tag == TLV_PADDING)
-			continue;
-		if ((rc = once(&seen, &t, err)) != 0)
-			return rc;
-		switch (t.tag) {
-		case HTAG_HASH_ALGORITHM:
-			if ((rc = want_len(&t, 1, err)) != 0)
-				return rc;
-			f->hdr.hash_alg = t.val[0];
-			break;
-		case HTAG_SIGNATURE_ALGORITHM_INFO:
-			tlv_reader_enter(&sub, r, &t);
-			if ((rc = parse_sig_algo_info(f, &sub, err)) != 0)
-				return rc;
-			break;
-		default:
-			file_warn(f, &t, "SIGNATURE_INFO");
-		}
-	}
-	return rc;
+	tlv_reader_enter(&sub, r, t);
+	return walk(&w, &sub, err);
 }
 
 static int
-parse_iv_info(struct trust_file *f, struct tlv_reader *r, struct trust_err *err)
+signer_info_elem(struct walk *w, struct tlv_reader *r, const struct tlv *t,
+	struct trust_err *err)
 {
-	uint32_t seen = 0;
-	struct tlv t;
-	int rc;
+	struct trust_header *h = &w->f->hdr;
 
-	while ((rc = tlv_next(r, &t, err)) > 0) {
-		if (t.tag == TLV_PADDING)
-			continue;
-		if ((rc = once(&seen, &t, err)) != 0)
-			return rc;
-		switch (t.tag) {
-		case HTAG_ENC_UNKNOWN1:
-			break;
-		case HTAG_IV:
-			f->hdr.iv = view(&t);
-			break;
-		case HTAG_ENCRYPTION_PADDING:
-			if ((rc = want_len(&t, 2, err)) != 0)
-				return rc;
-			f->hdr.enc_padding = trust_get_u16(t.val);
-			break;
-		default:
-			file_warn(f, &t, "IV_INFO");
-		}
+	(void)r;
+	(void)err;
+	switch (t->tag) {
+	case HTAG_SIGNER_NAME: h->signer_name = view(t); return 0;
+	case HTAG_SERIAL_NUMBER: h->signer_serial = view(t); return 0;
+	case HTAG_ISSUER_NAME: h->signer_issuer = view(t); return 0;
 	}
-	return rc;
+	return ELEM_UNKNOWN;
 }
 
 static int
-parse_key_info(struct trust_file *f, struct tlv_reader *r, struct trust_err *err)
+sig_algo_elem(struct walk *w, struct tlv_reader *r, const struct tlv *t,
+	struct trust_err *err)
 {
-	uint32_t seen = 0;
-	struct tlv t;
-	int rc;
-
-	while ((rc = tlv_next(r, &t, err)) > 0) {
-		if (t.tag == TLV_PADDING)
-			continue;
-		if ((rc = once(&seen, &t, err)) != 0)
-			return rc;
-		switch (t.tag) {
-		case HTAG_ENC_UNKNOWN2:
-			break;
-		case HTAG_KEY_SIZE:
-			if ((rc = want_len(&t, 2, err)) != 0)
-				return rc;
-			f->hdr.key_size = trust_get_u16(t.val);
-			break;
-		case HTAG_KEY_ALGORITHM:
-			if ((rc = want_len(&t, 1, err)) != 0)
-				return rc;
-			f->hdr.key_alg = t.val[0];
-			break;
-		case HTAG_ENCRYPTED_KEY:
-			f->hdr.enc_key = view(&t);
-			break;
-		default:
-			file_warn(f, &t, "KEY_INFO");
-		}
+	(void)r;
+	switch (t->tag) {
+	case HTAG_SIGNATURE_ALGORITHM: return get_u8(t, &w->f->hdr.sig_alg, err);
+	case HTAG_SIGNATURE_MODULUS: return get_u8(t, &w->f->hdr.modulus, err);
 	}
-	return rc;
+	return ELEM_UNKNOWN;
 }
 
 static int
-parse_enc_info(struct trust_file *f, struct tlv_reader *r, struct trust_err *err)
+sig_info_elem(struct walk *w, struct tlv_reader *r, const struct tlv *t,
+	struct trust_err *err)
 {
-	struct tlv_reader sub;
-	uint32_t seen = 0;
-	struct tlv t;
-	int rc;
-
-	while ((rc = tlv_next(r, &t, err)) > 0) {
-		if (t.tag == TLV_PADDING)
-			continue;
-		if ((rc = once(&seen, &t, err)) != 0)
-			return rc;
-		tlv_reader_enter(&sub, r, &t);
-		switch (t.tag) {
-		case HTAG_IV_INFO:
-			rc = parse_iv_info(f, &sub, err);
-			break;
-		case HTAG_KEY_INFO:
-			rc = parse_key_info(f, &sub, err);
-			break;
-		default:
-			file_warn(f, &t, "ENCRYPTION_INFO");
-		}
-		if (rc != 0)
-			return rc;
+	switch (t->tag) {
+	case HTAG_HASH_ALGORITHM:
+		return get_u8(t, &w->f->hdr.hash_alg, err);
+	case HTAG_SIGNATURE_ALGORITHM_INFO:
+		return walk_into(w, r, t, "SIGNATURE_ALGORITHM_INFO", sig_algo_elem, err);
 	}
-	return rc;
+	return ELEM_UNKNOWN;
+}
+
+static int
+iv_info_elem(struct walk *w, struct tlv_reader *r, const struct tlv *t,
+	struct trust_err *err)
+{
+	(void)r;
+	switch (t->tag) {
+	case HTAG_ENC_UNKNOWN1: return 0;
+	case HTAG_IV: w->f->hdr.iv = view(t); return 0;
+	case HTAG_ENCRYPTION_PADDING: return get_u16(t, &w->f->hdr.enc_padding, err);
+	}
+	return ELEM_UNKNOWN;
+}
+
+static int
+key_info_elem(struct walk *w, struct tlv_reader *r, const struct tlv *t,
+	struct trust_err *err)
+{
+	(void)r;
+	switch (t->tag) {
+	case HTAG_ENC_UNKNOWN2: return 0;
+	case HTAG_KEY_SIZE: return get_u16(t, &w->f->hdr.key_size, err);
+	case HTAG_KEY_ALGORITHM: return get_u8(t, &w->f->hdr.key_alg, err);
+	case HTAG_ENCRYPTED_KEY: w->f->hdr.enc_key = view(t); return 0;
+	}
+	return ELEM_UNKNOWN;
+}
+
+static int
+enc_info_elem(struct walk *w, struct tlv_reader *r, const struct tlv *t,
+	struct trust_err *err)
+{
+	switch (t->tag) {
+	case HTAG_IV_INFO: return walk_into(w, r, t, "IV_INFO", iv_info_elem, err);
+	case HTAG_KEY_INFO: return walk_into(w, r, t, "KEY_INFO", key_info_elem, err);
+	}
+	return ELEM_UNKNOWN;
 }
 
 /* HEADER_LENGTH fixes where the header ends; it may come in any position,
  * so the reader's end shrinks from the file's end to it once it is read. */
 static int
-parse_header_length(struct trust_file *f, struct tlv_reader *r, const struct tlv *t,
+header_length(struct trust_file *f, struct tlv_reader *r, const struct tlv *t,
 	struct trust_err *err)
 {
-	int rc = want_len(t, 2, err);
 	uint16_t hl;
+	int rc = get_u16(t, &hl, err);
 
 	if (rc != 0)
 		return rc;
-	hl = trust_get_u16(t->val);
 	if (hl < r->off)
 		return tlv_error(err, t, "header length %u ends inside the header's elements "
 			"(they reach offset %zu)", hl, r->off);
@@ -256,32 +217,36 @@ parse_header_length(struct trust_file *f, struct tlv_reader *r, const struct tlv
 }
 
 static int
-parse_header_elem(struct trust_file *f, struct tlv_reader *r, const struct tlv *t,
+get_pair(const struct tlv *t, uint8_t out[2], bool *has, struct trust_err *err)
+{
+	int rc = want_len(t, 2, err);
+
+	if (rc == 0) {
+		memcpy(out, t->val, 2);
+		if (has != NULL)
+			*has = true;
+	}
+	return rc;
+}
+
+static int
+header_elem(struct walk *w, struct tlv_reader *r, const struct tlv *t,
 	struct trust_err *err)
 {
-	struct trust_header *h = &f->hdr;
-	struct tlv_reader sub;
-	int rc = 0;
+	struct trust_header *h = &w->f->hdr;
+	int rc;
 
 	switch (t->tag) {
 	case HTAG_VERSION:
-		if ((rc = want_len(t, 2, err)) == 0)
-			memcpy(h->version, t->val, 2);
-		return rc;
+		return get_pair(t, h->version, NULL, err);
 	case HTAG_HEADER_LENGTH:
-		return parse_header_length(f, r, t, err);
+		return header_length(w->f, r, t, err);
 	case HTAG_SIGNER_VERSION:
-		if ((rc = want_len(t, 2, err)) == 0) {
-			h->has_signer_version = true;
-			memcpy(h->signer_version, t->val, 2);
-		}
-		return rc;
+		return get_pair(t, h->signer_version, &h->has_signer_version, err);
 	case HTAG_SIGNER_INFO:
-		tlv_reader_enter(&sub, r, t);
-		return parse_signer_info(f, &sub, err);
+		return walk_into(w, r, t, "SIGNER_INFO", signer_info_elem, err);
 	case HTAG_SIGNATURE_INFO:
-		tlv_reader_enter(&sub, r, t);
-		return parse_sig_info(f, &sub, err);
+		return walk_into(w, r, t, "SIGNATURE_INFO", sig_info_elem, err);
 	case HTAG_SIGNATURE:
 		h->signature = view(t);
 		h->sig_off = t->off;
@@ -297,45 +262,30 @@ parse_header_elem(struct trust_file *f, struct tlv_reader *r, const struct tlv *
 		return rc;
 	case HTAG_ENCRYPTION_INFO:
 		h->encrypted = true;
-		tlv_reader_enter(&sub, r, t);
-		return parse_enc_info(f, &sub, err);
+		return walk_into(w, r, t, "ENCRYPTION_INFO", enc_info_elem, err);
 	case HTAG_ENCRYPTION_HASH_ALGORITHM:
-		if ((rc = want_len(t, 1, err)) == 0)
-			h->enc_hash_alg = t->val[0];
-		return rc;
+		return get_u8(t, &h->enc_hash_alg, err);
 	case HTAG_ENCRYPTION_HASH:
 		h->enc_hash = view(t);
 		return 0;
 	}
-	file_warn(f, t, "the header");
-	return 0;
+	return ELEM_UNKNOWN;
 }
 
 static int
 parse_header(struct trust_file *f, struct trust_err *err)
 {
+	struct walk w = { .f = f, .where = "the header", .elem = header_elem };
 	struct tlv_reader r;
-	uint32_t seen = 0;
-	bool have_len = false;
-	struct tlv t;
 	int rc;
 
 	tlv_reader_init(&r, f->buf, 0, f->len);
-	while ((rc = tlv_next(&r, &t, err)) > 0) {
-		if (t.tag == TLV_PADDING)
-			continue;
-		if ((rc = once(&seen, &t, err)) != 0)
-			return rc;
-		if ((rc = parse_header_elem(f, &r, &t, err)) != 0)
-			return rc;
-		have_len |= t.tag == HTAG_HEADER_LENGTH;
-	}
-	if (rc < 0)
+	if ((rc = walk(&w, &r, err)) < 0)
 		return rc;
-	if (!have_len)
+	if (!(w.seen & 1u << HTAG_HEADER_LENGTH))
 		return trust_errf(err, TRUST_EFORMAT,
 			"no HEADER_LENGTH (tag 2) anywhere in the file (%zu bytes)", f->len);
-	if (!(seen & 1u << HTAG_VERSION))
+	if (!(w.seen & 1u << HTAG_VERSION))
 		return trust_errf(err, TRUST_EFORMAT, "no VERSION (tag 1) in the header "
 			"(%u bytes)", f->hdr.header_len);
 	f->payload.p = f->buf + f->hdr.header_len;
@@ -343,34 +293,42 @@ parse_header(struct trust_file *f, struct trust_err *err)
 	return 0;
 }
 
+/* Like HEADER_LENGTH, RECORD_LENGTH may come anywhere in its record and
+ * then bounds the rest of it. */
 static int
-parse_record_elem(struct trust_file *f, struct trust_record *rec, struct tlv_reader *r,
+record_length(struct trust_file *f, struct trust_record *rec, struct tlv_reader *r,
 	const struct tlv *t, struct trust_err *err)
 {
-	int rc = 0;
+	int rc = get_u16(t, &rec->len, err);
+
+	if (rc != 0)
+		return rc;
+	if (rec->len < r->off - rec->off)
+		return tlv_error(err, t, "record length %u ends inside the record's "
+			"elements (they reach offset %zu)", rec->len, r->off);
+	if (rec->len > f->len - rec->off)
+		return tlv_error(err, t, "record length %u runs past the end of the file "
+			"(%zu bytes)", rec->len, f->len);
+	r->end = rec->off + rec->len;
+	snprintf(r->scope, sizeof(r->scope), "the record at offset %zu (length %u)",
+		rec->off, rec->len);
+	return 0;
+}
+
+static int
+record_elem(struct walk *w, struct tlv_reader *r, const struct tlv *t,
+	struct trust_err *err)
+{
+	struct trust_record *rec = w->rec;
+	int rc;
 
 	switch (t->tag) {
-	case RTAG_RECORD_LENGTH:
-		if ((rc = want_len(t, 2, err)) != 0)
-			return rc;
-		rec->len = trust_get_u16(t->val);
-		if (rec->len < r->off - rec->off)
-			return tlv_error(err, t, "record length %u ends inside the record's "
-				"elements (they reach offset %zu)", rec->len, r->off);
-		if (rec->len > f->len - rec->off)
-			return tlv_error(err, t, "record length %u runs past the end of the file "
-				"(%zu bytes)", rec->len, f->len);
-		r->end = rec->off + rec->len;
-		snprintf(r->scope, sizeof(r->scope), "the record at offset %zu (length %u)",
-			rec->off, rec->len);
-		return 0;
+	case RTAG_RECORD_LENGTH: return record_length(w->f, rec, r, t, err);
 	case RTAG_DNS_NAME: rec->dns_name = view(t); return 0;
 	case RTAG_SUBJECT_NAME: rec->subject = view(t); return 0;
 	case RTAG_ROLE:
-		if ((rc = want_len(t, 2, err)) == 0) {
-			rec->has_role = true;
-			rec->role = trust_get_u16(t->val);
-		}
+		rc = get_u16(t, &rec->role, err);
+		rec->has_role = rc == 0;
 		return rc;
 	case RTAG_ISSUER_NAME: rec->issuer = view(t); return 0;
 	case RTAG_SERIAL_NUMBER: rec->serial = view(t); return 0;
@@ -384,42 +342,26 @@ parse_record_elem(struct trust_file *f, struct trust_record *rec, struct tlv_rea
 		}
 		return rc;
 	case RTAG_CERTIFICATE_HASH: rec->cert_hash = view(t); return 0;
-	case RTAG_HASH_ALGORITHM:
-		if ((rc = want_len(t, 1, err)) == 0)
-			rec->hash_alg = t->val[0];
-		return rc;
+	case RTAG_HASH_ALGORITHM: return get_u8(t, &rec->hash_alg, err);
 	}
-	file_warn(f, t, "a record");
-	return 0;
+	return ELEM_UNKNOWN;
 }
 
-/* One record from off; RECORD_LENGTH may come in any position and then
- * bounds the rest of the record. */
 static int
 parse_record(struct trust_file *f, size_t off, struct trust_record *rec,
 	struct trust_err *err)
 {
-	struct tlv_reader file, r;
-	uint32_t seen = 0;
-	struct tlv t;
+	struct walk w = { .f = f, .rec = rec, .where = "a record", .elem = record_elem };
+	struct tlv_reader r;
 	int rc;
 
 	memset(rec, 0, sizeof(*rec));
 	rec->off = off;
-	tlv_reader_init(&file, f->buf, 0, f->len);
-	tlv_reader_span(&r, &file, off, f->len, "the record at offset %zu", off);
-	r.scope[0] = '\0';	/* until RECORD_LENGTH is read, the file is the limit */
-	while ((rc = tlv_next(&r, &t, err)) > 0) {
-		if (t.tag == TLV_PADDING)
-			continue;
-		if ((rc = once(&seen, &t, err)) != 0)
-			return rc;
-		if ((rc = parse_record_elem(f, rec, &r, &t, err)) != 0)
-			return rc;
-	}
-	if (rc < 0)
+	/* until RECORD_LENGTH is read, the end of the file is the limit */
+	tlv_reader_init(&r, f->buf, off, f->len);
+	if ((rc = walk(&w, &r, err)) < 0)
 		return rc;
-	if (!(seen & 1u << RTAG_RECORD_LENGTH))
+	if (!(w.seen & 1u << RTAG_RECORD_LENGTH))
 		return trust_errf(err, TRUST_EFORMAT,
 			"record at offset %zu has no RECORD_LENGTH (tag 1)", off);
 	return 0;

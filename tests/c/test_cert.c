@@ -137,6 +137,19 @@ test_files(void)
 	trust_file_write_atomic(path, "not a key\n", 10, 0600, &err);
 	is_int(trust_key_load(path, &back, &err), TRUST_EFORMAT, "garbage key file");
 	unlink(path);
+	{
+		BIO *bio = BIO_new(BIO_s_mem());
+		char *p;
+		long n;
+
+		PEM_write_bio_PrivateKey(bio, key, EVP_aes_128_cbc(), NULL, 0, NULL, (void *)"pw");
+		n = BIO_get_mem_data(bio, &p);
+		trust_file_write_atomic(path, p, (size_t)n, 0600, &err);
+		BIO_free(bio);
+		is_int(trust_key_load(path, &back, &err), TRUST_EFORMAT,
+			"passphrase-protected key refused without prompting");
+		unlink(path);
+	}
 
 	is_int(trust_cert_pem(&c, &pem), 0, "cert to PEM");
 	ok(pem.len > 27 && memcmp(pem.data, "-----BEGIN CERTIFICATE-----", 27) == 0, "PEM text");

@@ -5,44 +5,11 @@
 #include <openssl/evp.h>
 
 #include "file.h"
+#include "party.h"
 #include "tap.h"
 #include "tlv.h"
 
-struct party {
-	EVP_PKEY *key;
-	struct trust_cert cert;
-};
-
 static struct party tftp, capf, phone, phone1024, other_phone;
-
-static void
-party_make(struct party *p, unsigned bits, const char *cn, const struct party *issuer)
-{
-	struct trust_err err = { 0 };
-	struct trust_cert_params cp = { .cn = cn, .o = "Cisco", .days = 30, .ca = issuer == NULL };
-	int rc;
-
-	p->key = trust_key_generate_rsa(bits, &err);
-	if (p->key == NULL) {
-		printf("Bail out! %s\n", err.msg);
-		exit(1);
-	}
-	rc = issuer != NULL
-		? trust_cert_issue(p->key, &cp, &issuer->cert, issuer->key, &p->cert, &err)
-		: trust_cert_selfsign(p->key, &cp, &p->cert, &err);
-	if (rc != 0) {
-		printf("Bail out! cannot make %s: %s\n", cn, err.msg);
-		exit(1);
-	}
-}
-
-static void
-party_free(struct party *p)
-{
-	trust_cert_free(&p->cert);
-	EVP_PKEY_free(p->key);
-}
-
 static uint8_t text[3000];
 
 static int

@@ -5,37 +5,11 @@
 #include <openssl/evp.h>
 
 #include "file.h"
+#include "party.h"
 #include "tap.h"
 #include "tlv.h"
 
-struct party {
-	EVP_PKEY *key;
-	struct trust_cert cert;
-};
-
 static struct party cm1024, cm2048, tvs2048, capf2048, rec2048, other1024;
-
-static void
-party_make(struct party *p, unsigned bits, const char *cn)
-{
-	struct trust_err err = { 0 };
-	struct trust_cert_params cp = { .cn = cn, .ou = "TAC", .o = "Cisco", .l = "Krakow",
-		.st = "Malopolska", .c = "PL", .days = 365 };
-
-	p->key = trust_key_generate_rsa(bits, &err);
-	if (p->key == NULL || trust_cert_selfsign(p->key, &cp, &p->cert, &err) != 0) {
-		printf("Bail out! cannot make %s: %s\n", cn, err.msg);
-		exit(1);
-	}
-}
-
-static void
-party_free(struct party *p)
-{
-	trust_cert_free(&p->cert);
-	EVP_PKEY_free(p->key);
-}
-
 static struct trust_buf sample;
 
 static int
@@ -200,8 +174,9 @@ test_roundtrips(void)
 			trust_buf_free(&b);
 		}
 	build_itl(false, &cm2048, TRUST_HASH_SHA1, &b, &err);
-	diag("ITL, default model, 2048-bit keys (SAST + CCM+TFTP + TVS + CAPF), SHA-1: %zu bytes",
-		b.len);
+	diag("ITL, default model, 2048-bit keys (SAST + CCM+TFTP + TVS + CAPF), SHA-1: %zu bytes "
+		"(certificates of %zu, %zu, %zu bytes DER)", b.len, cm2048.cert.der_len,
+		tvs2048.cert.der_len, capf2048.cert.der_len);
 	trust_buf_free(&b);
 	build_itl(true, &cm2048, TRUST_HASH_SHA1, &b, &err);
 	diag("ITL, itlrecovery model, 2048-bit keys (5 records), SHA-1: %zu bytes", b.len);
@@ -539,12 +514,12 @@ test_other_order(void)
 int
 main(void)
 {
-	party_make(&cm1024, 1024, "cucm1024");
-	party_make(&cm2048, 2048, "cucm");
-	party_make(&tvs2048, 2048, "tvs");
-	party_make(&capf2048, 2048, "CAPF-12345678");
-	party_make(&rec2048, 2048, "ITLRECOVERY_cucm");
-	party_make(&other1024, 1024, "other");
+	party_make(&cm1024, 1024, "cucm1024", NULL);
+	party_make(&cm2048, 2048, "cucm", NULL);
+	party_make(&tvs2048, 2048, "tvs", NULL);
+	party_make(&capf2048, 2048, "CAPF-12345678", NULL);
+	party_make(&rec2048, 2048, "ITLRECOVERY_cucm", NULL);
+	party_make(&other1024, 1024, "other", NULL);
 
 	test_roundtrips();
 	test_ctl_and_empty();

@@ -5,28 +5,11 @@
 #include <openssl/evp.h>
 
 #include "file.h"
+#include "party.h"
 #include "tap.h"
 #include "tlv.h"
 
-struct party {
-	EVP_PKEY *key;
-	struct trust_cert cert;
-};
-
 static struct party tftp1024, tftp2048, other2048;
-
-static void
-party_make(struct party *p, unsigned bits, const char *cn)
-{
-	struct trust_err err = { 0 };
-	struct trust_cert_params cp = { .cn = cn, .o = "Cisco", .c = "PL", .days = 30 };
-
-	p->key = trust_key_generate_rsa(bits, &err);
-	if (p->key == NULL || trust_cert_selfsign(p->key, &cp, &p->cert, &err) != 0) {
-		printf("Bail out! cannot make %s: %s\n", cn, err.msg);
-		exit(1);
-	}
-}
 
 static const char config[] =
 	"<device><deviceProtocol>SIP</deviceProtocol><devicePool><name>Default</name>"
@@ -147,19 +130,16 @@ test_edges(void)
 int
 main(void)
 {
-	party_make(&tftp1024, 1024, "tftp1024");
-	party_make(&tftp2048, 2048, "tftp2048");
-	party_make(&other2048, 2048, "other");
+	party_make(&tftp1024, 1024, "tftp1024", NULL);
+	party_make(&tftp2048, 2048, "tftp2048", NULL);
+	party_make(&other2048, 2048, "other", NULL);
 	test_roundtrip(&tftp1024, TRUST_HASH_SHA1);
 	test_roundtrip(&tftp2048, TRUST_HASH_SHA1);
 	test_roundtrip(&tftp2048, TRUST_HASH_SHA512);
 	test_every_byte();
 	test_edges();
-	trust_cert_free(&tftp1024.cert);
-	trust_cert_free(&tftp2048.cert);
-	trust_cert_free(&other2048.cert);
-	EVP_PKEY_free(tftp1024.key);
-	EVP_PKEY_free(tftp2048.key);
-	EVP_PKEY_free(other2048.key);
+	party_free(&tftp1024);
+	party_free(&tftp2048);
+	party_free(&other2048);
 	return done_testing();
 }

@@ -1,0 +1,44 @@
+/*
+ * A key and its certificate, made at run time for the trust tests (RSA
+ * 1024/2048 keeps them fast). Self-signed CA when issuer is NULL.
+ */
+#ifndef TESTS_PARTY_H
+#define TESTS_PARTY_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cert.h"
+
+struct party {
+	EVP_PKEY *key;
+	struct trust_cert cert;
+};
+
+static inline void
+party_make(struct party *p, unsigned bits, const char *cn, const struct party *issuer)
+{
+	struct trust_err err = { 0 };
+	struct trust_cert_params cp = { .cn = cn, .ou = "TAC", .o = "Cisco", .l = "Krakow",
+		.st = "Malopolska", .c = "PL", .days = 365, .ca = issuer == NULL };
+	int rc = -1;
+
+	p->key = trust_key_generate_rsa(bits, &err);
+	if (p->key != NULL)
+		rc = issuer != NULL
+			? trust_cert_issue(p->key, &cp, &issuer->cert, issuer->key, &p->cert, &err)
+			: trust_cert_selfsign(p->key, &cp, &p->cert, &err);
+	if (rc != 0) {
+		printf("Bail out! cannot make %s: %s\n", cn, err.msg);
+		exit(1);
+	}
+}
+
+static inline void
+party_free(struct party *p)
+{
+	trust_cert_free(&p->cert);
+	EVP_PKEY_free(p->key);
+}
+
+#endif
