@@ -823,20 +823,6 @@ tc_usage(FILE *f)
 }
 
 static int
-tc_number(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int
 tc_pin_version(struct tc_opts *o, int v)
 {
 	o->min_tls = o->max_tls = v;
@@ -852,7 +838,7 @@ tc_option(struct tc_opts *o, int ch, const char *arg)
 
 	switch (ch) {
 	case 'H': o->host = arg; break;
-	case 'p': o->port = arg; bad = tc_number(arg, 1, 65535, &v); break;
+	case 'p': o->port = arg; bad = tvsio_number(arg, 1, 65535, &v); break;
 	case 'I': o->itl = arg; break;
 	case 'd': o->device = arg; break;
 	case 's': o->subject = arg; break;
@@ -864,14 +850,14 @@ tc_option(struct tc_opts *o, int ch, const char *arg)
 	case '3': return tc_pin_version(o, TLS1_3_VERSION);
 	case 'c': o->ciphers = arg; break;
 	case 'C': o->ciphersuites = arg; break;
-	case 't': bad = tc_number(arg, 1, 3600000, &v); o->timeout_ms = (unsigned)v; break;
-	case 'T': bad = tc_number(arg, 0, 60000, &v); o->trickle_ms = (unsigned)v;
+	case 't': bad = tvsio_number(arg, 1, 3600000, &v); o->timeout_ms = (unsigned)v; break;
+	case 'T': bad = tvsio_number(arg, 0, 60000, &v); o->trickle_ms = (unsigned)v;
 		o->trickle = true; break;
-	case 'L': bad = tc_number(arg, 1, TC_LOAD_MAX, &v); o->load = v; break;
-	case 'N': bad = tc_number(arg, 1, 10000, &v); o->concurrency = (unsigned)v; break;
-	case 'M': bad = tc_number(arg, 1, 86400, &v); o->max_seconds = (unsigned)v; break;
+	case 'L': bad = tvsio_number(arg, 1, TC_LOAD_MAX, &v); o->load = v; break;
+	case 'N': bad = tvsio_number(arg, 1, 10000, &v); o->concurrency = (unsigned)v; break;
+	case 'M': bad = tvsio_number(arg, 1, 86400, &v); o->max_seconds = (unsigned)v; break;
 	case 'R': o->resume = true; break;
-	case 'A': bad = tc_number(arg, 1, 1000, &v); o->answers = (unsigned)v; break;
+	case 'A': bad = tvsio_number(arg, 1, 1000, &v); o->answers = (unsigned)v; break;
 	default: return -1;
 	}
 	return bad;

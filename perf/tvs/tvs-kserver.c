@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,8 @@ struct ks_entry {
 /* A loaded publication: certificate table plus the TLS identity. */
 struct ks_table {
 	struct publication pub;
-	struct ks_entry *by_sha;	/* sorted by SHA-256 of the DER */
+	struct ks_entry *entries;
+	struct ks_entry **by_sha;	/* sorted by SHA-256 of the DER */
 	struct ks_entry **by_isk;	/* sorted by issuer/serial key */
 	size_t n;
 	SSL_CTX *ctx;
@@ -105,74 +107,65 @@ struct ks_server {
 static char ks_listen_tag, ks_signal_tag;
 static uint8_t ks_scratch[TVS_MSG_MAX];
 
-static int
-ks_cmp_sha(const void *a, const void *b)
-{
-	return memcmp(((const struct ks_entry *)a)->pc->sha256,
-		((const struct ks_entry *)b)->pc->sha256, 32);
-}
+/* Both indexes are pointer arrays sorted by a 32-byte key of pub_cert. */
+#define KS_KEY(e, off) ((const uint8_t *)(e)->pc + (off))
 
 static int
-ks_cmp_isk(const void *a, const void *b)
+ks_cmp_key(const void *a, const void *b, void *off)
 {
-	return memcmp((*(struct ks_entry *const *)a)->pc->issuer_serial,
-		(*(struct ks_entry *const *)b)->pc->issuer_serial, 32);
+	return memcmp(KS_KEY(*(struct ks_entry *const *)a, (size_t)off),
+		KS_KEY(*(struct ks_entry *const *)b, (size_t)off), 32);
 }
 
 static void
-ks_fill(const struct ks_entry *k, struct tvs_entry *e)
+ks_index_sort(struct ks_entry **v, size_t n, size_t off)
 {
-	e->der = k->pc->der;
-	e->der_len = k->pc->der_len;
-	e->roles = k->pc->roles;
-	e->nroles = k->pc->nroles;
-	e->ttl = k->pc->ttl;
-	e->subject = k->subject;
-	e->subject_len = k->subject != NULL ? strlen(k->subject) : 0;
+	qsort_r(v, n, sizeof(*v), ks_cmp_key, (void *)off);
+}
+
+static int
+ks_search(struct ks_entry *const *v, size_t n, size_t off, const uint8_t key[32],
+	struct tvs_entry *e)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct ks_entry *k = v[mid];
+		int c = memcmp(key, KS_KEY(k, off), 32);
+
+		if (c == 0) {
+			e->der = k->pc->der;
+			e->der_len = k->pc->der_len;
+			e->roles = k->pc->roles;
+			e->nroles = k->pc->nroles;
+			e->ttl = k->pc->ttl;
+			e->subject = k->subject;
+			e->subject_len = k->subject != NULL ? strlen(k->subject) : 0;
+			return 1;
+		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return 0;
 }
 
 static int
 ks_by_sha256(void *ctx, const uint8_t sha[32], struct tvs_entry *e)
 {
 	const struct ks_table *t = ctx;
-	size_t lo = 0, hi = t->n;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = memcmp(sha, t->by_sha[mid].pc->sha256, 32);
-
-		if (c == 0) {
-			ks_fill(&t->by_sha[mid], e);
-			return 1;
-		}
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return 0;
+	return ks_search(t->by_sha, t->n, offsetof(struct pub_cert, sha256), sha, e);
 }
 
 static int
 ks_by_isk(void *ctx, const uint8_t key[32], struct tvs_entry *e)
 {
 	const struct ks_table *t = ctx;
-	size_t lo = 0, hi = t->n;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = memcmp(key, t->by_isk[mid]->pc->issuer_serial, 32);
-
-		if (c == 0) {
-			ks_fill(t->by_isk[mid], e);
-			return 1;
-		}
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return 0;
+	return ks_search(t->by_isk, t->n, offsetof(struct pub_cert, issuer_serial), key, e);
 }
 
 static void
@@ -180,8 +173,9 @@ ks_table_free(struct ks_table *t)
 {
 	if (t == NULL)
 		return;
-	for (size_t i = 0; i < t->n; i++)
-		free(t->by_sha[i].subject);
+	for (size_t i = 0; t->entries != NULL && i < t->n; i++)
+		free(t->entries[i].subject);
+	free(t->entries);
 	free(t->by_sha);
 	free(t->by_isk);
 	SSL_CTX_free(t->ctx);
@@ -245,26 +239,28 @@ fail:
 static int
 ks_table_index(struct ks_table *t, struct trust_err *err)
 {
-	t->n = t->pub.ncerts;
-	t->by_sha = calloc(t->n ? t->n : 1, sizeof(*t->by_sha));
-	t->by_isk = calloc(t->n ? t->n : 1, sizeof(*t->by_isk));
-	if (t->by_sha == NULL || t->by_isk == NULL)
-		return trust_errf(err, TRUST_ENOMEM, "certificate table of %zu entries", t->n);
-	for (size_t i = 0; i < t->n; i++) {
+	size_t n = t->pub.ncerts ? t->pub.ncerts : 1;
+
+	t->entries = calloc(n, sizeof(*t->entries));
+	t->by_sha = calloc(n, sizeof(*t->by_sha));
+	t->by_isk = calloc(n, sizeof(*t->by_isk));
+	if (t->entries == NULL || t->by_sha == NULL || t->by_isk == NULL)
+		return trust_errf(err, TRUST_ENOMEM, "certificate table of %zu entries", n);
+	for (; t->n < t->pub.ncerts; t->n++) {
+		struct ks_entry *k = &t->entries[t->n];
 		struct trust_cert c;
 
-		t->by_sha[i].pc = &t->pub.certs[i];
+		k->pc = &t->pub.certs[t->n];
 		memset(&c, 0, sizeof(c));
-		if (trust_cert_from_der(t->pub.certs[i].der, t->pub.certs[i].der_len, &c, err) != 0)
+		if (trust_cert_from_der(k->pc->der, k->pc->der_len, &c, err) != 0)
 			return err->code;
-		t->by_sha[i].subject = c.subject;
+		k->subject = c.subject;
 		c.subject = NULL;
 		trust_cert_free(&c);
+		t->by_sha[t->n] = t->by_isk[t->n] = k;
 	}
-	qsort(t->by_sha, t->n, sizeof(*t->by_sha), ks_cmp_sha);
-	for (size_t i = 0; i < t->n; i++)
-		t->by_isk[i] = &t->by_sha[i];
-	qsort(t->by_isk, t->n, sizeof(*t->by_isk), ks_cmp_isk);
+	ks_index_sort(t->by_sha, t->n, offsetof(struct pub_cert, sha256));
+	ks_index_sort(t->by_isk, t->n, offsetof(struct pub_cert, issuer_serial));
 	return 0;
 }
 
@@ -679,12 +675,9 @@ ks_usage(FILE *f)
 static int
 ks_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 {
-	char *end;
 	unsigned long v;
 
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || end == s || v < min || v > max)
+	if (tvsio_number(s, min, max, &v) != 0)
 		return -1;
 	*out = (unsigned)v;
 	return 0;

@@ -32,6 +32,9 @@ enum tvsio_rc tvsio_handshake(SSL *ssl);
 uint64_t tvsio_now_ns(void);
 int tvsio_nonblock(int fd);
 
+/* Decimal in [min, max], nothing else around it; 0 or -1. */
+int tvsio_number(const char *s, unsigned long min, unsigned long max, unsigned long *out);
+
 /* "1.0", "1.1", "1.2", "1.3" (also "tls1", "tls1_2" ...) -> TLS1_x_VERSION; 0 if unknown. */
 int tvsio_tls_version(const char *s);
 
