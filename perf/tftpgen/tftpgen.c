@@ -117,8 +117,8 @@ struct worker {
 static struct {
 	struct tg_opts o;
 	enum role role;
-	uint16_t port_id;
-	uint16_t sport_base;
+	uint64_t port_id;	/* uint64_t: set through the option table */
+	uint64_t sport_base;
 	uint16_t port_span;
 	unsigned nb_workers;
 	struct rte_mempool *pool;
@@ -807,8 +807,19 @@ enum { OPT_RAW = TG_OPT_TOOL, OPT_ECHO, OPT_SIZE, OPT_PORT_ID, OPT_SPORT, OPT_SM
 static int
 parse_tool_opt(int key, const char *arg)
 {
+	static const struct {
+		int key;
+		const char *name;
+		unsigned long min, max;
+		uint64_t *dst;
+	} nums[] = {
+		{ OPT_SIZE, "size", 0, 1UL << 30, &g.raw_size },
+		{ OPT_PORT_ID, "port-id", 0, RTE_MAX_ETHPORTS - 1, &g.port_id },
+		{ OPT_SPORT, "sport-base", 1024, 64999, &g.sport_base },
+	};
 	char *end;
 	unsigned long v;
+	unsigned i;
 
 	switch (key) {
 	case OPT_RAW:
@@ -832,25 +843,19 @@ parse_tool_opt(int key, const char *arg)
 		}
 		return 0;
 	}
-	errno = 0;
-	v = strtoul(arg, &end, 0);
-	if (errno || *end != '\0' || end == arg) {
-		fprintf(stderr, "tftpgen: '%s' is not a number\n", arg);
-		return -1;
-	}
-	if (key == OPT_SIZE && v <= (1UL << 30)) {
-		g.raw_size = v;
+	for (i = 0; i < RTE_DIM(nums); i++) {
+		if (nums[i].key != key)
+			continue;
+		errno = 0;
+		v = strtoul(arg, &end, 0);
+		if (errno || *end != '\0' || end == arg || v < nums[i].min || v > nums[i].max) {
+			fprintf(stderr, "--%s: '%s' is not a number in [%lu, %lu]\n", nums[i].name,
+				arg, nums[i].min, nums[i].max);
+			return -1;
+		}
+		*nums[i].dst = v;
 		return 0;
 	}
-	if (key == OPT_PORT_ID && v < RTE_MAX_ETHPORTS) {
-		g.port_id = v;
-		return 0;
-	}
-	if (key == OPT_SPORT && v >= 1024 && v < 65000) {
-		g.sport_base = v;
-		return 0;
-	}
-	fprintf(stderr, "tftpgen: value %lu out of range\n", v);
 	return -1;
 }
 
@@ -869,33 +874,13 @@ parse_args(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int key;
 
 	tg_opts_defaults(&g.o);
 	g.sport_base = 10000;
 	g.raw_size = 6144;
 	g.arp_timeout_s = 5;
-	while ((key = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int r = tg_opts_take(&g.o, key, optarg);
-
-		if (r < 0)
-			return -1;
-		if (r > 0)
-			continue;
-		if (key == 'h') {
-			usage(stdout);
-			exit(0);
-		}
-		if (key < TG_OPT_TOOL || parse_tool_opt(key, optarg) < 0) {
-			if (key < TG_OPT_TOOL)
-				usage(stderr);
-			return -1;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "tftpgen: unexpected argument '%s'\n", argv[optind]);
+	if (tg_opts_parse(&g.o, argc, argv, longopts, parse_tool_opt, usage) < 0)
 		return -1;
-	}
 	if (g.role != ROLE_ECHO && g.o.server_ip == 0) {
 		fprintf(stderr, "tftpgen: --server IP is required\n");
 		return -1;
@@ -915,13 +900,13 @@ port_setup(void)
 	int ret;
 
 	if (!rte_eth_dev_is_valid_port(g.port_id)) {
-		fprintf(stderr, "tftpgen: no DPDK port %u (give a --vdev)\n", g.port_id);
+		fprintf(stderr, "tftpgen: no DPDK port %u (give a --vdev)\n", (unsigned)g.port_id);
 		return -1;
 	}
 	ret = rte_eth_dev_info_get(g.port_id, &info);
 	if (ret == 0 && (info.max_rx_queues < nq || info.max_tx_queues < nq)) {
 		fprintf(stderr, "tftpgen: port %u has %u/%u queues, %u lcores need as many "
-			"(vdev queues=N)\n", g.port_id, info.max_rx_queues, info.max_tx_queues, nq);
+			"(vdev queues=N)\n", (unsigned)g.port_id, info.max_rx_queues, info.max_tx_queues, nq);
 		return -1;
 	}
 	ret = rte_eth_dev_configure(g.port_id, nq, nq, &conf);
@@ -942,7 +927,7 @@ port_setup(void)
 	if (ret == 0)
 		ret = rte_eth_macaddr_get(g.port_id, &g.my_mac);
 	if (ret != 0) {
-		fprintf(stderr, "tftpgen: port %u setup failed: %s\n", g.port_id,
+		fprintf(stderr, "tftpgen: port %u setup failed: %s\n", (unsigned)g.port_id,
 			rte_strerror(-ret));
 		return -1;
 	}
@@ -961,7 +946,8 @@ wait_link(double secs)
 			return;
 		rte_delay_ms(10);
 	}
-	fprintf(stderr, "tftpgen: port %u link still down, trying anyway\n", g.port_id);
+	fprintf(stderr, "tftpgen: port %u link still down, trying anyway\n",
+		(unsigned)g.port_id);
 }
 
 /* Ask who has the server's address until it answers, bounded in time. The
@@ -1042,7 +1028,7 @@ workers_setup(void)
 		per = 1;
 	if (g.role != ROLE_ECHO && per > g.port_span) {
 		fprintf(stderr, "tftpgen: --concurrency %u needs more UDP ports than "
-			"--sport-base %u leaves\n", g.o.concurrency, g.sport_base);
+			"--sport-base %u leaves\n", g.o.concurrency, (unsigned)g.sport_base);
 		return -1;
 	}
 	RTE_LCORE_FOREACH(lcore) {

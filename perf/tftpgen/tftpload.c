@@ -272,27 +272,10 @@ parse(struct load *l, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int key;
 
 	tg_opts_defaults(&l->o);
-	while ((key = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int r = tg_opts_take(&l->o, key, optarg);
-
-		if (r < 0)
-			return -1;
-		if (r > 0)
-			continue;
-		if (key == 'h') {
-			usage(stdout);
-			exit(0);
-		}
-		usage(stderr);
+	if (tg_opts_parse(&l->o, argc, argv, longopts, NULL, usage) < 0)
 		return -1;
-	}
-	if (optind < argc) {
-		fprintf(stderr, "tftpload: unexpected argument '%s'\n", argv[optind]);
-		return -1;
-	}
 	if (l->o.server_ip == 0) {
 		fprintf(stderr, "tftpload: --server IP is required\n");
 		return -1;

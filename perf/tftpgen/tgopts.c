@@ -187,6 +187,37 @@ tg_opts_take(struct tg_opts *o, int key, const char *arg)
 	}
 }
 
+int
+tg_opts_parse(struct tg_opts *o, int argc, char **argv, const struct option *longopts,
+	int (*tool_opt)(int key, const char *arg), void (*usage)(FILE *f))
+{
+	int key;
+
+	while ((key = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		int r = tg_opts_take(o, key, optarg);
+
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			continue;
+		if (key == 'h') {
+			usage(stdout);
+			exit(0);
+		}
+		if (key < TG_OPT_TOOL || tool_opt == NULL) {
+			usage(stderr);
+			return -1;
+		}
+		if (tool_opt(key, optarg) < 0)
+			return -1;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 load_file(const char *path, uint8_t **buf, size_t *len)
 {

@@ -65,6 +65,11 @@ enum {
 	{ "quiet", no_argument, NULL, TG_OPT_QUIET }
 
 void tg_opts_defaults(struct tg_opts *o);
+/* getopt_long over longopts (TG_COMMON_LONGOPTS plus the tool's own and
+ * "help"/'h'): common keys are taken here, the others go to tool_opt (may
+ * be NULL), -h prints usage and exits. 0 or -1 (message printed). */
+int tg_opts_parse(struct tg_opts *o, int argc, char **argv, const struct option *longopts,
+	int (*tool_opt)(int key, const char *arg), void (*usage)(FILE *f));
 /* 1: handled, 0: not a common option, -1: bad value (message printed). */
 int tg_opts_take(struct tg_opts *o, int key, const char *arg);
 /* Loads --verify; checks ranges. 0 or -1 (message printed). */
