@@ -72,6 +72,7 @@ struct tc_slot {
 	unsigned answers;		/* received on this connection */
 	uint32_t id;
 	uint8_t *req;			/* the request with this slot's id */
+	SSL_SESSION *session;		/* the last one the server gave this slot */
 	struct trust_buf in;
 };
 
@@ -84,7 +85,6 @@ struct tc_stats {
 struct tc {
 	struct tc_opts o;
 	SSL_CTX *ctx;
-	SSL_SESSION *session;		/* latest one the server gave us */
 	struct addrinfo *ai;
 	struct trust_bytes *tvs_certs;	/* DER of the ITL's role-21 records */
 	size_t ntvs;
@@ -104,8 +104,12 @@ struct tc {
 	uint32_t next_id;
 };
 
-/* The new-session callback has no user pointer worth the trouble. */
-static struct tc *tc_self;
+/*
+ * Each slot resumes its own last session, as each phone does. Sharing one
+ * session between concurrent connections fails with TLS 1.3: OpenSSL marks
+ * a session spent once a connection that resumed it gets a new ticket.
+ */
+static bool tc_resume;
 
 static int
 tc_fail(struct tc *t, struct tc_slot *sl, const char *fmt, ...)
@@ -167,11 +171,12 @@ tc_want(struct tc *t, struct tc_slot *sl, uint32_t events)
 static int
 tc_new_session(SSL *ssl, SSL_SESSION *sess)
 {
-	(void)ssl;
-	if (tc_self == NULL || !tc_self->o.resume)
+	struct tc_slot *sl = SSL_get_app_data(ssl);
+
+	if (!tc_resume || sl == NULL)
 		return 0;
-	SSL_SESSION_free(tc_self->session);
-	tc_self->session = sess;
+	SSL_SESSION_free(sl->session);
+	sl->session = sess;
 	return 1;			/* we keep the reference */
 }
 
@@ -264,8 +269,9 @@ tc_step_connect(struct tc *t, struct tc_slot *sl)
 	sl->ssl = SSL_new(t->ctx);
 	if (sl->ssl == NULL || SSL_set_fd(sl->ssl, sl->fd) != 1)
 		return tc_fail(t, sl, "SSL_new failed");
-	if (t->o.resume && t->session != NULL)
-		SSL_set_session(sl->ssl, t->session);
+	SSL_set_app_data(sl->ssl, sl);
+	if (t->o.resume && sl->session != NULL)
+		SSL_set_session(sl->ssl, sl->session);
 	SSL_set_connect_state(sl->ssl);
 	sl->st = TC_HANDSHAKE;
 	return 0;
@@ -816,8 +822,9 @@ tc_usage(FILE *f)
 		"  --answers N             raw: wait for N answers on the connection (default 1)\n"
 		"  --load N --concurrency C [--resume] [--max-seconds S]\n"
 		"                          N transactions over C connections at a time, each a\n"
-		"                          new TLS connection (resuming the last session with\n"
-		"                          --resume); stops after S seconds (default 60)\n"
+		"                          new TLS connection (with --resume, each of the C\n"
+		"                          resumes its own last session, as phones do);\n"
+		"                          stops after S seconds (default 60)\n"
 		"exit: 0 trusted, 1 not trusted, 2 usage, 3 error (raw: 0 when the server closed)\n",
 		TC_DEFAULT_DEVICE);
 }
@@ -933,14 +940,15 @@ tc_free(struct tc *t, struct tc_material *m)
 	trust_cert_free(&m->cert);
 	trust_file_free(&m->parsed);
 	trust_buf_free(&m->file);
-	SSL_SESSION_free(t->session);
 	SSL_CTX_free(t->ctx);
 	if (t->ai != NULL)
 		freeaddrinfo(t->ai);
 	if (t->ep >= 0)
 		close(t->ep);
-	for (unsigned i = 0; t->slots != NULL && i < t->o.concurrency; i++)
+	for (unsigned i = 0; t->slots != NULL && i < t->o.concurrency; i++) {
 		free(t->slots[i].req);
+		SSL_SESSION_free(t->slots[i].session);
+	}
 	free(t->slots);
 	free(t->s.lat_ns);
 	free(t->tvs_certs);
@@ -969,7 +977,7 @@ main(int argc, char **argv)
 		return TC_EXIT_USAGE;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	tc_self = &t;
+	tc_resume = t.o.resume;
 	trust_buf_init(&itl);
 	memset(&itlf, 0, sizeof(itlf));
 	rc = tc_load_itl(&t, &itl, &itlf, &err);
