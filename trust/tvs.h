@@ -16,9 +16,11 @@
  * CTL/ITL files there is no one-byte padding tag here, so this module has
  * its own element reader instead of tlv.h's.
  *
- * Everything here works on caller buffers and never allocates, so that the
- * DPDK TCP/TLS engine can run it on its workers: parsing returns views into
- * the input, builders write into a caller-sized output. The stream helpers
+ * Everything here works on caller buffers so that the DPDK TCP/TLS engine
+ * can run it on its workers: parsing returns views into the input, builders
+ * write into a caller-sized output, and neither allocates. tvs_answer adds
+ * only what a lookup needs: OpenSSL's SHA-256 of the certificate and
+ * trust_issuer_serial_key(), both of which allocate briefly inside. The stream helpers
  * (tvs_frame, tvs_handle) take the bytes received so far on a connection
  * and say how many more are needed, so a peer that trickles one byte per
  * TLS record is served like any other.
