@@ -95,28 +95,36 @@ ctl_fail(struct ctl *c, const char *fmt, ...)
 	return CTL_FAIL;
 }
 
+/* "show itl [FILE] [--out V] [--force]": the words, arguments and options. */
+static void
+format_cmd(const struct ctl_cmd *k, char *out, size_t n)
+{
+	char buf[256], *save = NULL;
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < CTL_MAX_WORDS && k->words[i] && len < n; i++)
+		len += (size_t)snprintf(out + len, n - len, "%s%s", i ? " " : "", k->words[i]);
+	if (k->args[0] && len < n)
+		len += (size_t)snprintf(out + len, n - len, " %s", k->args);
+	snprintf(buf, sizeof(buf), "%s", k->opts);
+	for (char *o = strtok_r(buf, " ", &save); o && len < n; o = strtok_r(NULL, " ", &save)) {
+		size_t on = strlen(o);
+
+		if (o[on - 1] == '=')
+			len += (size_t)snprintf(out + len, n - len, " [--%.*s V]", (int)on - 1, o);
+		else
+			len += (size_t)snprintf(out + len, n - len, " [--%s]", o);
+	}
+}
+
 static void
 print_usage(FILE *f, const struct ctl_cmd *k)
 {
-	fputs("usage: tvsctl", f);
-	for (int i = 0; i < CTL_MAX_WORDS && k->words[i]; i++)
-		fprintf(f, " %s", k->words[i]);
-	if (k->args[0])
-		fprintf(f, " %s", k->args);
-	if (k->opts[0]) {
-		char buf[256], *save = NULL;
+	char line[512];
 
-		snprintf(buf, sizeof(buf), "%s", k->opts);
-		for (char *o = strtok_r(buf, " ", &save); o; o = strtok_r(NULL, " ", &save)) {
-			size_t n = strlen(o);
-
-			if (o[n - 1] == '=')
-				fprintf(f, " [--%.*s V]", (int)n - 1, o);
-			else
-				fprintf(f, " [--%s]", o);
-		}
-	}
-	fputc('\n', f);
+	format_cmd(k, line, sizeof(line));
+	fprintf(f, "usage: tvsctl %s\n", line);
 }
 
 int
@@ -309,19 +317,16 @@ cmd_help(struct ctl *c)
 
 	printf("Commands (level: 0 read, 1 change, 4 replace keys or the store):\n");
 	for (const struct ctl_cmd *k = ctl_cmds; k->words[0]; k++) {
-		char words[128] = "";
-		int i, n = 0;
+		char line[512];
+		int i;
 
 		for (i = 0; i < c->nargs; i++)
 			if (i >= CTL_MAX_WORDS || !k->words[i] || strcasecmp(k->words[i], c->args[i]))
 				break;
 		if (i < c->nargs)
 			continue;
-		for (i = 0; i < CTL_MAX_WORDS && k->words[i]; i++)
-			n += snprintf(words + n, sizeof(words) - (size_t)n, "%s ", k->words[i]);
-		printf("  %s%s\n      level %d: %s\n", words, k->args, k->level, k->help);
-		if (k->opts[0])
-			printf("      options: --%s\n", k->opts);
+		format_cmd(k, line, sizeof(line));
+		printf("  %s\n      level %d: %s\n", line, k->level, k->help);
 		shown++;
 	}
 	if (shown == 0)
