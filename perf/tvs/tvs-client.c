@@ -623,8 +623,12 @@ tc_load_itl(struct tc *t, struct trust_buf *buf, struct trust_file *f, struct tr
 {
 	int rc = trust_file_read(t->o.itl, TRUST_LIST_MAX + 1, buf, err);
 
-	if (rc == 0)
-		rc = trust_list_parse(buf->data, buf->len, f, err);
+	if (rc == 0 && trust_list_parse(buf->data, buf->len, f, err) != 0) {
+		char why[sizeof(err->msg)];
+
+		snprintf(why, sizeof(why), "%s", err->msg);
+		return trust_errf(err, err->code, "ITL %s: %s", t->o.itl, why);
+	}
 	if (rc != 0)
 		return rc;
 	t->tvs_certs = calloc(f->nrecs ? f->nrecs : 1, sizeof(*t->tvs_certs));
@@ -676,14 +680,15 @@ static int
 tc_serial(const char *hex, uint8_t *out, size_t outsz, size_t *n, struct trust_err *err)
 {
 	char clean[2 * TRUST_SERIAL_MAX + 1];
+	const char *p = hex;
 	size_t k = 0;
 	int r;
 
-	if (strncasecmp(hex, "0x", 2) == 0)
-		hex += 2;
-	for (; *hex != '\0'; hex++)
-		if (*hex != ':' && k + 1 < sizeof(clean))
-			clean[k++] = *hex;
+	if (strncasecmp(p, "0x", 2) == 0)
+		p += 2;
+	for (; *p != '\0'; p++)
+		if (*p != ':' && k + 1 < sizeof(clean))
+			clean[k++] = *p;
 	clean[k] = '\0';
 	if (k % 2 == 1) {
 		memmove(clean + 1, clean, k + 1);
