@@ -201,14 +201,19 @@ test_truncations(void)
 	unsigned bad_parse = 0, bad_frame = 0, no_msg = 0;
 
 	for (size_t k = 0; k < n; k++) {
+		/* an exact-size copy, so that ASan sees any read past the end */
+		uint8_t *cut = malloc(k ? k : 1);
+
+		memcpy(cut, buf, k);
 		err.msg[0] = '\0';
-		if (tvs_request_parse(buf, k, &rq, &err) != TRUST_EFORMAT)
+		if (tvs_request_parse(cut, k, &rq, &err) != TRUST_EFORMAT)
 			bad_parse++;
 		else if (err.msg[0] == '\0')
 			no_msg++;
-		if (tvs_frame(buf, k, &need, &err) != TVS_FRAME_MORE || need == 0 || k + need > n
+		if (tvs_frame(cut, k, &need, &err) != TVS_FRAME_MORE || need == 0 || k + need > n
 		    || (k >= TVS_HDR_LEN && k + need != n))
 			bad_frame++;
+		free(cut);
 	}
 	is_int(bad_parse, 0, "every truncation of the 153 bytes is refused");
 	is_int(no_msg, 0, "every refusal says why");
@@ -261,6 +266,12 @@ test_malformed(void)
 	m[10 + 27 + 1] = 0x01;		/* subject length 0x142 > what is left */
 	expect_bad(m, n, "element past the message",
 		"tag 3 at offset 37: length 322 runs past the message end at offset 153");
+	k = TVS_HDR_LEN;
+	put_elem(m, &k, TVS_TAG_CERT, fake_der_a, sizeof(fake_der_a));
+	put_hdr(m, TVS_CERT_VERIFY_REQ, 1, k - TVS_HDR_LEN);
+	m[12]++;			/* the only element claims one byte more */
+	expect_bad(m, k, "last element one byte too long",
+		"tag 2 at offset 10: length 10 runs past the message end at offset 22");
 	put_hdr(m, TVS_CERT_VERIFY_REQ, 1, 2);
 	m[10] = 2;
 	m[11] = 0;
@@ -559,7 +570,7 @@ test_handle(struct fake *f)
 static void
 test_mutations(void)
 {
-	uint8_t buf[256], m[256];
+	uint8_t buf[256];
 	size_t n = c213407_request(buf, TVS_TAG_ISSUER, TVS_TAG_SERIAL, false);
 	static const uint8_t vals[] = { 0x00, 0x01, 0x02, 0x06, 0x7f, 0x80, 0xff };
 	struct tvs_request rq;
@@ -568,12 +579,15 @@ test_mutations(void)
 
 	for (size_t i = 0; i < n; i++) {
 		for (size_t v = 0; v < sizeof(vals); v++) {
+			uint8_t *m = malloc(n);
+
 			memcpy(m, buf, n);
 			m[i] = vals[v];
 			err.msg[0] = '\0';
 			if (tvs_request_parse(m, n, &rq, &err) != 0 && err.msg[0] == '\0')
 				silent++;
 			runs++;
+			free(m);
 		}
 	}
 	ok(runs == n * sizeof(vals) && silent == 0,
