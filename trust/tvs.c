@@ -616,6 +616,12 @@ tvs_handle(const uint8_t *in, size_t len, const struct tvs_lookup *lk,
 
 	*consumed = 0;
 	*outlen = 0;
+	/* a server has no use for responses: refuse them at the type byte,
+	 * not after buffering up to 64 KiB of one */
+	if (len >= 3 && in[2] != TVS_CERT_VERIFY_REQ && in[2] != TVS_QUERY_CERT_REQ
+	    && tvs_hdr_check(in, 2, err) == 0)
+		return trust_errf(err, TRUST_EFORMAT,
+			"TVS header at offset 2: type %u is not a request", in[2]);
 	rc = tvs_frame(in, len, &n, err);
 	if (rc != TVS_FRAME_DONE)
 		return rc;

@@ -559,9 +559,14 @@ test_handle(struct fake *f)
 	is_int(rs.id, 101, "answered second, with its id");
 	rc = tvs_handle(in, 9, &lk, &used, out, sizeof(out), &olen, &st, &err);
 	ok(rc == TVS_FRAME_MORE && used == 0 && olen == 0, "a partial request waits");
+	in[2] = TVS_QUERY_CERT_RES;
+	rc = tvs_handle(in, 3, &lk, &used, out, sizeof(out), &olen, &st, &err);
+	ok(rc == TRUST_EFORMAT && strstr(err.msg, "offset 2: type 4 is not a request"),
+		"a response sent to the server is refused at its type byte: %s", err.msg);
 	in[0] = 'G';
 	rc = tvs_handle(in, 4, &lk, &used, out, sizeof(out), &olen, &st, &err);
-	ok(rc == TRUST_EFORMAT, "garbage is malformed: %s", err.msg);
+	ok(rc == TRUST_EFORMAT && strstr(err.msg, "offset 0: discriminator 0x47"),
+		"garbage is malformed: %s", err.msg);
 }
 
 /* Every single-byte corruption of a valid request either parses or is
