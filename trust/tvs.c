@@ -107,9 +107,16 @@ tvs_elem_next(const uint8_t *buf, size_t *off, size_t end, struct tvs_elem *e,
 	return 1;
 }
 
-/* Header of a complete message of exactly len bytes; returns the type. */
+struct tvs_hdr {
+	uint8_t type;
+	uint8_t reserved;
+	uint32_t id;
+};
+
+/* Header of a complete message of exactly len bytes, of the wanted kind. */
 static int
-tvs_msg_open(const uint8_t *buf, size_t len, struct trust_err *err)
+tvs_msg_open(const uint8_t *buf, size_t len, bool request, struct tvs_hdr *h,
+	struct trust_err *err)
 {
 	size_t area;
 	int rc;
@@ -121,6 +128,10 @@ tvs_msg_open(const uint8_t *buf, size_t len, struct trust_err *err)
 	rc = tvs_hdr_check(buf, len, err);
 	if (rc != 0)
 		return rc;
+	if ((buf[2] == TVS_CERT_VERIFY_REQ || buf[2] == TVS_QUERY_CERT_REQ) != request)
+		return trust_errf(err, TRUST_EFORMAT,
+			"TVS header at offset 2: type %u (%s) is not a %s", buf[2],
+			tvs_type_name(buf[2]), request ? "request" : "response");
 	area = trust_get_u16(buf + 8);
 	if (area > len - TVS_HDR_LEN)
 		return trust_errf(err, TRUST_EFORMAT,
@@ -130,7 +141,10 @@ tvs_msg_open(const uint8_t *buf, size_t len, struct trust_err *err)
 		return trust_errf(err, TRUST_EFORMAT,
 			"TVS message: %zu byte(s) after the end of the element area at offset %zu",
 			len - TVS_HDR_LEN - area, TVS_HDR_LEN + area);
-	return buf[2];
+	h->type = buf[2];
+	h->reserved = buf[3];
+	h->id = trust_get_u32(buf + 4);
+	return 0;
 }
 
 static int
@@ -282,18 +296,16 @@ tvs_request_parse(const uint8_t *buf, size_t len, struct tvs_request *rq,
 	unsigned seen = 0;
 	struct tvs_elem ns[3];		/* tags 4, 5, 6 */
 	unsigned nns = 0;
-	int rc = tvs_msg_open(buf, len, err);
+	struct tvs_hdr h;
+	int rc;
 
 	memset(rq, 0, sizeof(*rq));
-	if (rc < 0)
+	rc = tvs_msg_open(buf, len, true, &h, err);
+	if (rc != 0)
 		return rc;
-	if (rc != TVS_CERT_VERIFY_REQ && rc != TVS_QUERY_CERT_REQ)
-		return trust_errf(err, TRUST_EFORMAT,
-			"TVS header at offset 2: type %d (%s) is not a request", rc,
-			tvs_type_name((unsigned)rc));
-	rq->type = (uint8_t)rc;
-	rq->reserved = buf[3];
-	rq->id = trust_get_u32(buf + 4);
+	rq->type = h.type;
+	rq->reserved = h.reserved;
+	rq->id = h.id;
 	rq->len = len;
 	while ((rc = tvs_elem_next(buf, &off, len, &e, err)) == 1)
 		if ((rc = tvs_request_elem(&e, rq, &seen, ns, &nns, err)) != 0)
@@ -346,18 +358,16 @@ tvs_response_parse(const uint8_t *buf, size_t len, struct tvs_response *rs,
 	struct tvs_elem e;
 	size_t off = TVS_HDR_LEN;
 	unsigned seen = 0;
-	int rc = tvs_msg_open(buf, len, err);
+	struct tvs_hdr h;
+	int rc;
 
 	memset(rs, 0, sizeof(*rs));
-	if (rc < 0)
+	rc = tvs_msg_open(buf, len, false, &h, err);
+	if (rc != 0)
 		return rc;
-	if (rc != TVS_CERT_VERIFY_RES && rc != TVS_QUERY_CERT_RES)
-		return trust_errf(err, TRUST_EFORMAT,
-			"TVS header at offset 2: type %d (%s) is not a response", rc,
-			tvs_type_name((unsigned)rc));
-	rs->type = (uint8_t)rc;
-	rs->reserved = buf[3];
-	rs->id = trust_get_u32(buf + 4);
+	rs->type = h.type;
+	rs->reserved = h.reserved;
+	rs->id = h.id;
 	rs->len = len;
 	while ((rc = tvs_elem_next(buf, &off, len, &e, err)) == 1)
 		if ((rc = tvs_response_elem(&e, rs, &seen, err)) != 0)
