@@ -133,7 +133,7 @@ test_name_and_rrq(void)
 	struct tg_xfer x;
 	uint8_t out[TG_RRQ_MAX];
 	char name[64];
-	unsigned blk, win;
+	unsigned blk = 0, win = 0;
 	bool tsize;
 	size_t n;
 
