@@ -36,7 +36,7 @@
 #define DP_PREFETCH 4		/* packets ahead */
 #define DP_RING_SIZE 1024	/* hand-offs waiting for one lcore */
 #define DP_MAX_PORTS CFG_MAX_PORTS
-#define DP_DRAIN_US 100		/* TX buffers flushed at least this often */
+#define DP_DRAIN_US 100		/* under load, TX buffers flushed at least this often */
 #define DP_STATS_US 1000	/* engine counters copied out this often */
 
 extern int dp_logtype;

@@ -161,17 +161,19 @@ dp_tx_flush(struct dp_lcore *lc)
 			(uint16_t)lc->worker, lc->txb[i]);
 }
 
-static inline void
+/* Returns how many packets it took in; DP_BURST or more means more wait. */
+static inline unsigned
 dp_poll_once(struct dp_lcore *lc, uint64_t now)
 {
 	struct rte_mbuf *pkts[DP_BURST];
-	unsigned n;
+	unsigned n, total = 0;
 
 	for (unsigned i = 0; i < dp_app.nports; i++) {
 		n = rte_eth_rx_burst(dp_app.ports[i].id, (uint16_t)lc->worker, pkts, DP_BURST);
 		if (n == 0)
 			continue;
 		lc->stats.c[DP_C_rx_pkts] += n;
+		total += n;
 		for (unsigned j = 0; j < n; j++)
 			lc->stats.c[DP_C_rx_bytes] += pkts[j]->pkt_len;
 		dp_burst_input(lc, pkts, n, now);
@@ -179,8 +181,10 @@ dp_poll_once(struct dp_lcore *lc, uint64_t now)
 	n = rte_ring_dequeue_burst(lc->ring, (void **)pkts, DP_BURST, NULL);
 	if (n > 0) {
 		lc->stats.c[DP_C_handoff_in] += n;
+		total += n;
 		dp_burst_input(lc, pkts, n, now);
 	}
+	return total;
 }
 
 int
@@ -191,6 +195,7 @@ dp_worker_main(void *arg __rte_unused)
 	uint64_t hz = rte_get_tsc_hz();
 	uint64_t drain = hz * DP_DRAIN_US / 1000000, every = hz * DP_STATS_US / 1000000;
 	uint64_t last_drain = 0, last_stats = 0;
+	bool busy;
 
 	if (lc->tftp == NULL)
 		return 0;	/* the main lcore, or one we do not use */
@@ -203,9 +208,14 @@ dp_worker_main(void *arg __rte_unused)
 
 		/* Top of the loop: this lcore holds no publication pointer. */
 		rte_rcu_qsbr_quiescent(dp_app.qsbr, lcore);
-		dp_poll_once(lc, now);
+		busy = dp_poll_once(lc, now) >= DP_BURST;
 		tftp_tick(lc->tftp, now);
-		if (unlikely(tsc - last_drain >= drain)) {
+		/*
+		 * Lock-step TFTP waits one round trip per block, so replies leave
+		 * as soon as the RX queues are drained; only under load, while
+		 * full bursts keep coming, do they wait for a fuller TX burst.
+		 */
+		if (!busy || unlikely(tsc - last_drain >= drain)) {
 			dp_tx_flush(lc);
 			last_drain = tsc;
 		}
