@@ -33,6 +33,7 @@ struct pub_ctx {
 	struct trust_store *st;
 	const struct store_settings *set;
 	int dfd;			/* the gen-N.tmp.<pid> directory */
+	int prev_dfd;			/* the `current` generation, or -1 */
 	struct trust_buf index;		/* PUBLICATION lines after the head */
 	struct trust_cert own[UNIT_COUNT];
 	EVP_PKEY *cm_key;		/* signs configs (TFTP role) */
@@ -640,6 +641,49 @@ manifest_collect(const struct pub_ctx *c, struct mcert *m)
 	return k;
 }
 
+/*
+ * certs/<sha256>.der files are named by their content, so the one of the
+ * previous generation is this generation's file too: a hard link costs no
+ * write and no X.509 parse, which is most of a publish when the store
+ * trusts thousands of certificates and one of them changed. The linked
+ * bytes are hashed again, so a damaged old file is written afresh rather
+ * than carried over. Returns 1 when linked, 0 to write it, <0 on error.
+ */
+static int
+link_previous(struct pub_ctx *c, const char *name, const char *sha256)
+{
+	EVP_MD_CTX *md = NULL;
+	uint8_t buf[4096], d[32];
+	size_t size = 0;
+	bool ok = false;
+	char hex[65];
+	ssize_t n;
+	int fd;
+
+	if (c->prev_dfd < 0 || linkat(c->prev_dfd, name, c->dfd, name, 0) != 0)
+		return 0;
+	fd = openat(c->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0 && (md = EVP_MD_CTX_new()) != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+		while ((n = read(fd, buf, sizeof(buf))) > 0 && EVP_DigestUpdate(md, buf, (size_t)n))
+			size += (size_t)n;
+		ok = n == 0 && EVP_DigestFinal_ex(md, d, NULL);
+	}
+	EVP_MD_CTX_free(md);
+	if (fd >= 0)
+		close(fd);
+	if (ok) {
+		trust_hex(d, sizeof(d), hex);
+		ok = strcmp(hex, sha256) == 0;
+	}
+	if (!ok) {
+		unlinkat(c->dfd, name, 0);
+		return 0;
+	}
+	if (trust_buf_printf(&c->index, "file %s %zu %s\n", name, size, hex) != 0)
+		return trust_errf(c->err, TRUST_ENOMEM, "out of memory");
+	return 1;
+}
+
 static int
 publish_manifest(struct pub_ctx *c, unsigned long long gen)
 {
@@ -661,6 +705,10 @@ publish_manifest(struct pub_ctx *c, unsigned long long gen)
 			trust_buf_printf(&b, "%s%u", k ? "," : "", m[i].roles[k]);
 		trust_buf_printf(&b, " %u certs/%s.der\n", (unsigned)m[i].ttl, m[i].obj->sha256);
 		snprintf(name, sizeof(name), "certs/%s.der", m[i].obj->sha256);
+		if ((r = link_previous(c, name, m[i].obj->sha256)) != 0) {
+			r = r > 0 ? 0 : r;
+			continue;
+		}
 		if ((r = store_load_cert(c->st, m[i].obj, &cert, c->err)) == 0)
 			r = pub_put(c, "file", name, cert.der, cert.der_len, 0644);
 		trust_cert_free(&cert);
@@ -935,6 +983,8 @@ ctx_free(struct pub_ctx *c)
 	trust_buf_free(&c->index);
 	if (c->dfd >= 0)
 		close(c->dfd);
+	if (c->prev_dfd >= 0)
+		close(c->prev_dfd);
 }
 
 int
@@ -942,7 +992,8 @@ publish_run(struct trust_store *st, const char *pub_root, const struct publish_o
 	struct publish_result *r, struct trust_err *err)
 {
 	static const struct publish_opts none;
-	struct pub_ctx c = { .st = st, .set = &st->set, .dfd = -1, .r = r, .err = err };
+	struct pub_ctx c = { .st = st, .set = &st->set, .dfd = -1, .prev_dfd = -1, .r = r,
+		.err = err };
 	char tmp[PATH_MAX], fin[PATH_MAX], name[64];
 	unsigned long long gen;
 	int rc;
@@ -967,6 +1018,9 @@ publish_run(struct trust_store *st, const char *pub_root, const struct publish_o
 		goto fail;
 	}
 	trust_buf_init(&c.index);
+	snprintf(fin, sizeof(fin), "%s/current", pub_root);
+	c.prev_dfd = open(fin, O_RDONLY | O_DIRECTORY | O_CLOEXEC);	/* none at first */
+	snprintf(fin, sizeof(fin), "%s/%s", pub_root, name);
 	if ((rc = publish_body(&c, o, gen)) != 0)
 		goto fail;
 	if (rename(tmp, fin) != 0) {

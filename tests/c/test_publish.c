@@ -362,6 +362,55 @@ test_generations(void)
 	is_str(link, "gen-00000005", "current is a relative link to the newest");
 }
 
+/* Certificate files are carried over from `current` as hard links, and a
+ * damaged one is written afresh instead. */
+static ino_t
+cert_inode(unsigned long long gen, const char *name)
+{
+	char path[900];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/gen-%08llu/certs/%s", pdir, gen, name);
+	return stat(path, &sb) == 0 ? sb.st_ino : 0;
+}
+
+static void
+test_cert_links(void)
+{
+	struct publish_result r;
+	struct publication pub;
+	struct trust_err err;
+	char path[900], first[300] = "";
+	unsigned n = 0, linked = 0;
+	struct dirent *de;
+	DIR *d;
+
+	is_int(publish(&r, true, &err), 0, "publish once more");
+	snprintf(path, sizeof(path), "%s/gen-%08llu/certs", pdir, (unsigned long long)r.generation);
+	if ((d = opendir(path)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		n++;
+		if (first[0] == '\0')
+			snprintf(first, sizeof(first), "%s", de->d_name);
+		if (cert_inode(r.generation, de->d_name) == cert_inode(r.generation - 1, de->d_name))
+			linked++;
+	}
+	closedir(d);
+	ok(n > 0 && linked == n, "all %u certificate files are links to the previous ones (%u)",
+		n, linked);
+	snprintf(path, sizeof(path), "%s/gen-%08llu/certs/%s", pdir,
+		(unsigned long long)r.generation, first);
+	truncate(path, 10);			/* damaged in both generations */
+	is_int(publish(&r, true, &err), 0, "publish after damage to a previous file");
+	ok(cert_inode(r.generation, first) != cert_inode(r.generation - 1, first),
+		"the damaged file is not carried over");
+	is_int(pub_load(pdir, &pub, &err), 0, "the new publication loads (digests check)");
+	pub_free(&pub);
+}
+
 static void
 test_mixed_and_rollback(void)
 {
@@ -502,6 +551,7 @@ main(void)
 	test_first_publication();
 	test_manifest();
 	test_generations();
+	test_cert_links();
 	test_mixed_and_rollback();
 	test_too_big();
 	trust_cert_free(&phone_cert);
