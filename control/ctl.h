@@ -90,6 +90,8 @@ int cmd_show_ctl(struct ctl *c);
 int cmd_show_cert_list(struct ctl *c);
 int cmd_show_cert_own(struct ctl *c);
 int cmd_show_store(struct ctl *c);
+int cmd_show_tvs_status(struct ctl *c);
+int cmd_show_tvs_stats(struct ctl *c);
 int cmd_store_init(struct ctl *c);
 int cmd_store_check(struct ctl *c);
 int cmd_store_gc(struct ctl *c);
