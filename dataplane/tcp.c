@@ -93,6 +93,7 @@ struct tcp_conn {
 	uint64_t life_at;	/* idle, closing or TIME_WAIT deadline, 0 = none */
 	uint64_t rtt_start;
 	uint64_t last_challenge;
+	uint64_t last_oow;	/* last ACK to an unacceptable segment */
 	uint32_t iss;
 	uint32_t irs;
 	uint32_t snd_una;
@@ -481,17 +482,30 @@ send_challenge(struct tcp_engine *e, struct tcp_conn *c)
 	send_ack(e, c);
 }
 
-/* The answer to a segment for no connection (RFC 9293 3.10.7.1). */
+/*
+ * The ACK owed to an unacceptable segment (RFC 9293), at most one per
+ * connection per TCP_CHALLENGE_GAP_MS: two stacks that each find the
+ * other's segments unacceptable must not ping-pong ACKs at line rate.
+ * A peer resending what we already have waits an RTO, far longer.
+ */
+static void
+send_oow_ack(struct tcp_engine *e, struct tcp_conn *c)
+{
+	if (c->last_oow != 0 && e->now - c->last_oow < TCP_CHALLENGE_GAP_MS * NS_PER_MS)
+		return;
+	c->last_oow = e->now;
+	send_ack(e, c);
+}
+
+/*
+ * The answer to an ACK for no connection (RFC 9293 3.10.7.2, LISTEN):
+ * <SEQ=SEG.ACK><CTL=RST>. Segments without ACK get none: the listener
+ * drops them.
+ */
 static void
 send_rst_for(struct tcp_engine *e, const struct tcp_seg *s)
 {
-	if (s->flags & TCPH_ACK) {
-		emit(e, &s->t, s->ack, 0, TCPH_RST, NULL, 0, NULL, 0);
-	} else {
-		uint32_t seglen = s->len + !!(s->flags & TCPH_SYN) + !!(s->flags & TCPH_FIN);
-
-		emit(e, &s->t, 0, s->seq + seglen, TCPH_RST | TCPH_ACK, NULL, 0, NULL, 0);
-	}
+	emit(e, &s->t, s->ack, 0, TCPH_RST, NULL, 0, NULL, 0);
 }
 
 /*
@@ -853,6 +867,7 @@ conn_fin(struct tcp_engine *e, uint32_t i)
 	c->rcv_nxt++;
 	c->flags |= CF_PEER_FIN | CF_ACK_NOW;
 	c->flags &= ~CF_OOO_FIN;
+	c->nooo = 0;		/* bytes queued beyond a FIN are bogus */
 	switch (c->state) {
 	case ST_ESTABLISHED: c->state = ST_CLOSE_WAIT; break;
 	case ST_FIN_WAIT_1: c->state = ST_CLOSING; break;
@@ -882,14 +897,10 @@ conn_data(struct tcp_engine *e, uint32_t i, const struct tcp_seg *sg)
 	bool fin = (sg->flags & TCPH_FIN) != 0;
 
 	if (seq_lt(seq, c->rcv_nxt)) {
+		/* acceptable, so it reaches rcv_nxt: skip <= n */
 		uint32_t skip = c->rcv_nxt - seq;
 
-		if (n != 0)
-			e->st.dup_segments++;
-		if (skip > n) {		/* only a FIN that we already have */
-			c->flags |= CF_ACK_NOW;
-			return true;
-		}
+		e->st.dup_segments++;
 		seq += skip;
 		p += skip;
 		n -= skip;
@@ -1066,7 +1077,7 @@ conn_segment(struct tcp_engine *e, uint32_t i, const struct tcp_seg *sg)
 			c->life_at = e->now + e->lim.time_wait_ms * NS_PER_MS;
 			timer_sync(e, i);
 		}
-		send_ack(e, c);
+		send_oow_ack(e, c);
 		return;
 	}
 	if (!(sg->flags & TCPH_ACK)) {
@@ -1149,9 +1160,7 @@ cookie_check(const struct tcp_engine *e, const struct tcp_seg *s, unsigned *idx,
 	uint64_t now = e->now / TCP_COOKIE_PERIOD_NS;
 
 	*idx = ck >> 27 & 7;
-	*ws = ck >> COOKIE_MAC_BITS & 15;
-	if (*ws != WS_NONE && *ws > MAX_SHIFT)
-		return false;
+	*ws = ck >> COOKIE_MAC_BITS & 15;	/* 0..14, or WS_NONE */
 	for (uint64_t age = 0; age < 2 && age <= now; age++) {
 		uint64_t counter = now - age;
 

@@ -60,7 +60,10 @@
  *     connection only if its sequence number is exactly rcv_nxt; in window
  *     but not exact draws a challenge ACK (at most one per connection per
  *     TCP_CHALLENGE_GAP_MS); a SYN on a synchronised connection draws a
- *     challenge ACK too. ACKs more than a window behind are dropped.
+ *     challenge ACK too. ACKs more than a window behind are dropped. The
+ *     ACK owed to a segment outside the window is rate limited the same
+ *     way (no ACK storm between two confused stacks). We never resend a
+ *     SYN-ACK (we keep no state to do it): the client resends its SYN.
  *   - Reaping: idle_ms without progress (data received or acknowledged)
  *     in ESTABLISHED/CLOSE_WAIT, fin_ms in the closing states, then RST and
  *     free. Half-open handshakes hold nothing to reap (cookies).
@@ -91,7 +94,7 @@
 #define TCP_HDR_MAX 60			/* largest header we accept or build */
 #define TCP_MAX_OOO_RANGES 16		/* ceiling of limits.ooo_ranges */
 #define TCP_WHEEL_SLOTS 1024		/* timer wheel: slots of 2^20 ns */
-#define TCP_CHALLENGE_GAP_MS 10		/* RFC 5961 challenge ACK spacing */
+#define TCP_CHALLENGE_GAP_MS 10		/* challenge and out-of-window ACK spacing */
 #define TCP_COOKIE_PERIOD_NS (1ull << 36)	/* ~68.7 s per cookie counter */
 
 /* Header flags (names distinct from <linux/tcp.h>'s TCP_FLAG_*). */
