@@ -63,6 +63,7 @@ struct th {
 	struct th_seg cur;
 	/* upper layer */
 	enum th_mode mode;
+	uint8_t *answer_buf;		/* th_answer's, freed by th_fini */
 	const uint8_t *answer;
 	size_t answer_len;
 	size_t request_len;		/* TH_ANSWER: answer once this many bytes came */
@@ -352,6 +353,22 @@ th_fini(struct th *h)
 	for (uint32_t i = 0; i < h->lim.max_conns; i++)
 		free(h->apps[i].rx);
 	free(h->apps);
+	free(h->answer_buf);
+}
+
+/* TH_ANSWER: len known bytes once request bytes came; returns them. */
+static inline const uint8_t *
+th_answer(struct th *h, size_t len, size_t request)
+{
+	free(h->answer_buf);
+	h->answer_buf = malloc(len ? len : 1);
+	for (size_t k = 0; k < len; k++)
+		h->answer_buf[k] = (uint8_t)(k * 13 + (k >> 7));
+	h->mode = TH_ANSWER;
+	h->answer = h->answer_buf;
+	h->answer_len = len;
+	h->request_len = request;
+	return h->answer_buf;
 }
 
 static inline void

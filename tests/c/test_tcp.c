@@ -52,16 +52,6 @@ pat_match(const uint8_t *b, uint32_t seq, size_t n)
 	return true;
 }
 
-static uint8_t *
-make_answer(size_t n)
-{
-	uint8_t *a = malloc(n);
-
-	for (size_t k = 0; k < n; k++)
-		a[k] = (uint8_t)(k * 13 + (k >> 7));
-	return a;
-}
-
 static struct th_seg *
 expect(struct th *h, const struct th_peer *p, uint8_t flags, uint32_t seq, uint32_t ack,
 	size_t dlen, const char *what)
@@ -137,6 +127,23 @@ static bool
 about(uint64_t waited, uint64_t want_ms)
 {
 	return waited >= want_ms * TH_MS && waited <= (want_ms + 3) * TH_MS;
+}
+
+/* A fresh engine with one peer connected. */
+static void
+setup1(struct th *h, const struct tcp_limits *l, struct th_peer *p, uint32_t id)
+{
+	th_init(h, l);
+	th_peer_init(p, id);
+	ok(th_connect(h, p), "peer %u connects", id);
+}
+
+static void
+teardown1(struct th *h, struct th_peer *p, const char *what)
+{
+	check_books(h, what);
+	th_peer_free(p);
+	th_fini(h);
 }
 
 /* ---- primitives ---- */
@@ -353,9 +360,7 @@ test_rst_in_handshake(void)
 	th_in_raw(&h, &p, TCPH_FIN, p.isn, 0, 100, NULL, 0, NULL, 0);
 	nothing(&h, "a bare FIN to the listener");
 	is_int(st->bad_segments, 3, "three bad segments");
-	check_books(&h, "rst in handshake");
-	th_peer_free(&p);
-	th_fini(&h);
+	teardown1(&h, &p, "rst in handshake");
 }
 
 /* ---- segmentation, windows ---- */
@@ -391,15 +396,12 @@ mss_case(int peer_mss, uint16_t our_mss, const size_t *lens, size_t n, const cha
 	struct th h;
 	struct th_peer p;
 	struct tcp_limits l = deflim;
-	uint8_t *ans = make_answer(3000);
+	const uint8_t *ans;
 	struct th_seg *s;
 
 	l.mss = our_mss;
 	th_init(&h, &l);
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 3000;
-	h.request_len = 10;
+	ans = th_answer(&h, 3000, 10);
 	th_peer_init(&p, 10);
 	p.mss = peer_mss;
 	th_syn(&h, &p);
@@ -415,7 +417,6 @@ mss_case(int peer_mss, uint16_t our_mss, const size_t *lens, size_t n, const cha
 	check_books(&h, what);
 	th_peer_free(&p);
 	th_fini(&h);
-	free(ans);
 }
 
 static void
@@ -441,14 +442,11 @@ test_window(void)
 {
 	struct th h;
 	struct th_peer p;
-	uint8_t *ans = make_answer(6000);
+	const uint8_t *ans;
 	static const size_t first[] = { 1460, 1460, 1080 };
 
 	th_init(&h, &deflim);
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 6000;
-	h.request_len = 10;
+	ans = th_answer(&h, 6000, 10);
 
 	/* window scale 2: a window field of 1000 means 4000 bytes */
 	th_peer_init(&p, 11);
@@ -470,10 +468,7 @@ test_window(void)
 	send_pat(&h, &p, 0, 10);
 	expect(&h, &p, TCPH_ACK, p.irs + 1, p.snd_nxt, 1000, "unscaled window 1000: one 1000-byte segment");
 	nothing(&h, "window of 1000 full");
-	check_books(&h, "window");
-	th_peer_free(&p);
-	th_fini(&h);
-	free(ans);
+	teardown1(&h, &p, "window");
 }
 
 static void
@@ -482,18 +477,13 @@ test_initial_window(void)
 	struct th h;
 	struct th_peer p;
 	struct tcp_limits l = deflim;
-	uint8_t *ans = make_answer(20000);
+	const uint8_t *ans;
 	unsigned n = 0;
 	struct th_seg *s;
 
 	l.snd_buf = 32768;
-	th_init(&h, &l);
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 20000;
-	h.request_len = 1;
-	th_peer_init(&p, 13);
-	ok(th_connect(&h, &p), "connect");
+	setup1(&h, &l, &p, 13);
+	ans = th_answer(&h, 20000, 1);
 	send_pat(&h, &p, 0, 1);
 	while ((s = th_pop(&h)) != NULL) {
 		n++;
@@ -511,7 +501,6 @@ test_initial_window(void)
 	ok(p.rxlen == 20000 && memcmp(p.rx, ans, 20000) == 0, "20000 bytes in order");
 	th_peer_free(&p);
 	th_fini(&h);
-	free(ans);
 }
 
 /* ---- data in ---- */
@@ -524,10 +513,8 @@ test_echo(void)
 	struct th_seg *s;
 	uint32_t start;
 
-	th_init(&h, &deflim);
+	setup1(&h, &deflim, &p, 20);
 	h.mode = TH_ECHO;
-	th_peer_init(&p, 20);
-	ok(th_connect(&h, &p), "connect");
 	th_data(&h, &p, 0, "hello", 5);
 	s = expect(&h, &p, TCPH_ACK | TCPH_PSH, p.irs + 1, p.isn + 6, 5,
 		"echo: one segment carries the bytes and the ACK");
@@ -544,9 +531,7 @@ test_echo(void)
 	ok(p.rxlen == 5 + 2460 && pat_match(p.rx + 5, start, 2460), "2460 more bytes echoed in order");
 	ok(h.apps[p.conn].rxlen == 2465, "the upper layer got every byte once");
 	is_int(tcp_stats(h.e)->retransmits, 0, "no retransmission");
-	check_books(&h, "echo");
-	th_peer_free(&p);
-	th_fini(&h);
+	teardown1(&h, &p, "echo");
 }
 
 static void
@@ -558,10 +543,8 @@ test_reorder(void)
 	const struct tcp_stats *st;
 	uint32_t base;
 
-	th_init(&h, &deflim);
+	setup1(&h, &deflim, &p, 21);
 	st = tcp_stats(h.e);
-	th_peer_init(&p, 21);
-	ok(th_connect(&h, &p), "connect");
 	a = &h.apps[p.conn];
 	base = p.snd_nxt;
 	send_pat_at(&h, &p, TCPH_ACK, base + 100, 100);
@@ -610,9 +593,7 @@ test_reorder(void)
 	expect(&h, &p, TCPH_ACK, p.irs + 1, base + 8192, 0, "the kept part up to the window's end arrives");
 	ok(a->rxlen == 1500 + 8192 && pat_match(a->rx + 1500, base, 8192), "8192 bytes in order");
 	is_int(st->out_of_window, 4, "four segments counted out of window");
-	check_books(&h, "reorder");
-	th_peer_free(&p);
-	th_fini(&h);
+	teardown1(&h, &p, "reorder");
 }
 
 static void
@@ -624,10 +605,8 @@ test_duplicates(void)
 	const struct tcp_stats *st;
 	uint32_t base;
 
-	th_init(&h, &deflim);
+	setup1(&h, &deflim, &p, 22);
 	st = tcp_stats(h.e);
-	th_peer_init(&p, 22);
-	ok(th_connect(&h, &p), "connect");
 	a = &h.apps[p.conn];
 	base = p.snd_nxt;
 	send_pat_at(&h, &p, TCPH_ACK, base, 100);
@@ -650,9 +629,7 @@ test_duplicates(void)
 	send_pat_at(&h, &p, TCPH_ACK, base + 150, 100);
 	expect(&h, &p, TCPH_ACK, p.irs + 1, base + 400, 0, "overlapping queued ranges merge");
 	ok(a->rxlen == 400 && pat_match(a->rx, base, 400), "400 bytes in order");
-	check_books(&h, "duplicates");
-	th_peer_free(&p);
-	th_fini(&h);
+	teardown1(&h, &p, "duplicates");
 }
 
 static void
@@ -660,17 +637,12 @@ test_trickle(void)
 {
 	struct th h;
 	struct th_peer p;
-	uint8_t *ans = make_answer(20);
+	const uint8_t *ans;
 	struct th_seg *s;
 	bool acks_ok = true;
 
-	th_init(&h, &deflim);
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 20;
-	h.request_len = 50;
-	th_peer_init(&p, 23);
-	ok(th_connect(&h, &p), "connect");
+	setup1(&h, &deflim, &p, 23);
+	ans = th_answer(&h, 20, 50);
 	for (int k = 0; k < 49; k++) {
 		send_pat(&h, &p, 0, 1);
 		s = th_pop(&h);
@@ -698,10 +670,7 @@ test_trickle(void)
 	}
 	ok(acks_ok, "window 1: twenty one-byte segments, one per ACK");
 	nothing(&h, "trickle done");
-	check_books(&h, "trickle");
-	th_peer_free(&p);
-	th_fini(&h);
-	free(ans);
+	teardown1(&h, &p, "trickle");
 }
 
 /* ---- loss ---- */
@@ -711,19 +680,13 @@ test_rto(void)
 {
 	struct th h;
 	struct th_peer p;
-	uint8_t *ans = make_answer(1000);
 	uint64_t w;
 	const struct tcp_stats *st;
 	struct th_seg *s;
 
-	th_init(&h, &deflim);
+	setup1(&h, &deflim, &p, 30);
 	st = tcp_stats(h.e);
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 1000;
-	h.request_len = 10;
-	th_peer_init(&p, 30);
-	ok(th_connect(&h, &p), "connect");
+	th_answer(&h, 1000, 10);
 	send_pat(&h, &p, 0, 10);
 	expect(&h, &p, TCPH_ACK | TCPH_PSH, p.irs + 1, p.snd_nxt, 1000, "answer sent (and lost)");
 	w = th_wait(&h, 10 * TH_SEC);
@@ -761,10 +724,7 @@ test_rto(void)
 	w = th_wait(&h, 10 * TH_SEC);
 	ok(about(w, 200), "after a 10 ms RTT sample the RTO is the 200 ms floor (%llu ms)",
 		(unsigned long long)(w / TH_MS));
-	check_books(&h, "rto");
-	th_peer_free(&p);
-	th_fini(&h);
-	free(ans);
+	teardown1(&h, &p, "rto");
 }
 
 static void
@@ -772,15 +732,11 @@ test_lost_ack(void)
 {
 	struct th h;
 	struct th_peer p;
-	uint8_t *ans = make_answer(1000);
 	struct th_seg *s;
 	uint64_t w;
 
 	th_init(&h, &deflim);
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 1000;
-	h.request_len = 10;
+	th_answer(&h, 1000, 10);
 
 	/* the handshake's ACK is lost: the request itself completes it */
 	th_peer_init(&p, 31);
@@ -803,10 +759,7 @@ test_lost_ack(void)
 	ok(w == 10 * TH_SEC, "then quiet");
 	is_int(h.apps[p.conn].sent, 1000, "the upper layer sent once");
 	is_int(p.rxlen, 1000, "the peer has the answer once");
-	check_books(&h, "lost ack");
-	th_peer_free(&p);
-	th_fini(&h);
-	free(ans);
+	teardown1(&h, &p, "lost ack");
 }
 
 static void
@@ -814,18 +767,12 @@ test_fast_retransmit(void)
 {
 	struct th h;
 	struct th_peer p;
-	uint8_t *ans = make_answer(5000);
 	struct th_seg *s;
 	const struct tcp_stats *st;
 
-	th_init(&h, &deflim);
+	setup1(&h, &deflim, &p, 32);
 	st = tcp_stats(h.e);
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 5000;
-	h.request_len = 1;
-	th_peer_init(&p, 32);
-	ok(th_connect(&h, &p), "connect");
+	th_answer(&h, 5000, 1);
 	send_pat(&h, &p, 0, 1);
 	is_int(th_queued(&h), 4, "four segments");
 	th_flush(&h);	/* the first is lost, the peer keeps the others */
@@ -844,7 +791,6 @@ test_fast_retransmit(void)
 	is_int(tcp_conn_unacked(h.e, p.conn), 0, "nothing unacknowledged");
 	th_peer_free(&p);
 	th_fini(&h);
-	free(ans);
 }
 
 static void
@@ -852,19 +798,14 @@ test_zero_window(void)
 {
 	struct th h;
 	struct th_peer p;
-	uint8_t *ans = make_answer(3000);
+	const uint8_t *ans;
 	const struct tcp_stats *st;
 	uint64_t w;
 	static const size_t lens[] = { 1460, 1460, 80 };
 
-	th_init(&h, &deflim);
+	setup1(&h, &deflim, &p, 33);
 	st = tcp_stats(h.e);
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 3000;
-	h.request_len = 10;
-	th_peer_init(&p, 33);
-	ok(th_connect(&h, &p), "connect");
+	ans = th_answer(&h, 3000, 10);
 	p.win = 0;
 	send_pat(&h, &p, 0, 10);
 	expect(&h, &p, TCPH_ACK, p.irs + 1, p.snd_nxt, 0, "window 0: only the ACK of the request");
@@ -898,10 +839,7 @@ test_zero_window(void)
 	}
 	is_int(tcp_active(h.e), 0, "a peer that keeps its window shut is reaped");
 	is_int(st->timeouts, 1, "as a timeout");
-	check_books(&h, "zero window");
-	th_peer_free(&p);
-	th_fini(&h);
-	free(ans);
+	teardown1(&h, &p, "zero window");
 }
 
 static void
@@ -910,20 +848,14 @@ test_retries(void)
 	struct th h;
 	struct th_peer p;
 	struct tcp_limits l = deflim;
-	uint8_t *ans = make_answer(1000);
 	static const uint64_t gaps[] = { 1000, 2000, 4000, 8000, 16000, 16000, 16000 };
 	bool gaps_ok = true;
 	uint64_t w;
 	struct th_seg *s;
 
 	l.idle_ms = 600000;
-	th_init(&h, &l);
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 1000;
-	h.request_len = 10;
-	th_peer_init(&p, 34);
-	ok(th_connect(&h, &p), "connect");
+	setup1(&h, &l, &p, 34);
+	th_answer(&h, 1000, 10);
 	send_pat(&h, &p, 0, 10);
 	th_flush(&h);
 	for (int k = 0; k < 7; k++) {
@@ -940,38 +872,22 @@ test_retries(void)
 	is_int(h.apps[p.conn].why, TCP_END_TIMEOUT, "closed(TIMEOUT)");
 	is_int(tcp_stats(h.e)->timeouts, 1, "timeouts");
 	is_int(tcp_stats(h.e)->retransmits, 6, "six retransmissions");
-	check_books(&h, "retries");
-	th_peer_free(&p);
-	th_fini(&h);
-	free(ans);
+	teardown1(&h, &p, "retries");
 }
 
 /* ---- closing ---- */
-
-static void
-request_answer(struct th *h, struct th_peer *p, uint8_t extra, size_t anslen)
-{
-	send_pat(h, p, extra, 10);
-	(void)anslen;
-}
 
 static void
 test_close_peer_first(void)
 {
 	struct th h;
 	struct th_peer p;
-	uint8_t *ans = make_answer(500);
 	struct th_seg *s;
 
-	th_init(&h, &deflim);
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 500;
-	h.request_len = 10;
+	setup1(&h, &deflim, &p, 40);
+	th_answer(&h, 500, 10);
 	h.close_on_eof = true;
-	th_peer_init(&p, 40);
-	ok(th_connect(&h, &p), "connect");
-	request_answer(&h, &p, 0, 500);
+	send_pat(&h, &p, 0, 10);
 	s = expect(&h, &p, TCPH_ACK | TCPH_PSH, p.irs + 1, p.snd_nxt, 500, "answer");
 	if (s != NULL)
 		th_peer_take(&p, s);
@@ -990,7 +906,7 @@ test_close_peer_first(void)
 	/* request and FIN in one segment */
 	th_peer_init(&p, 41);
 	ok(th_connect(&h, &p), "connect");
-	request_answer(&h, &p, TCPH_FIN, 500);
+	send_pat(&h, &p, TCPH_FIN, 10);
 	expect(&h, &p, TCPH_ACK | TCPH_PSH | TCPH_FIN, p.irs + 1, p.snd_nxt, 500,
 		"request+FIN: answer+FIN in one segment");
 	p.rcv_nxt += 501;
@@ -1009,10 +925,7 @@ test_close_peer_first(void)
 	expect(&h, &p, TCPH_ACK | TCPH_FIN, p.irs + 1, p.snd_nxt + 21, 0,
 		"gap filled: 20 bytes, the FIN, and our FIN (closed on eof)");
 	ok(h.apps[p.conn].rxlen == 20 && h.apps[p.conn].eofs == 1, "20 bytes then eof");
-	check_books(&h, "peer first");
-	th_peer_free(&p);
-	th_fini(&h);
-	free(ans);
+	teardown1(&h, &p, "peer first");
 }
 
 static void
@@ -1020,21 +933,15 @@ test_close_we_first(void)
 {
 	struct th h;
 	struct th_peer p;
-	uint8_t *ans = make_answer(500);
 	struct th_seg *s;
 	uint32_t conn;
 	uint64_t w;
 
-	th_init(&h, &deflim);
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 500;
-	h.request_len = 10;
+	setup1(&h, &deflim, &p, 43);
+	th_answer(&h, 500, 10);
 	h.close_after_answer = true;
-	th_peer_init(&p, 43);
-	ok(th_connect(&h, &p), "connect");
 	conn = p.conn;
-	request_answer(&h, &p, 0, 500);
+	send_pat(&h, &p, 0, 10);
 	s = expect(&h, &p, TCPH_ACK | TCPH_PSH | TCPH_FIN, p.irs + 1, p.snd_nxt, 500,
 		"answer then close: the FIN rides on the data");
 	if (s != NULL)
@@ -1062,7 +969,7 @@ test_close_we_first(void)
 	/* simultaneous close: CLOSING then TIME_WAIT */
 	th_peer_init(&p, 44);
 	ok(th_connect(&h, &p), "connect");
-	request_answer(&h, &p, 0, 500);
+	send_pat(&h, &p, 0, 10);
 	s = expect(&h, &p, TCPH_ACK | TCPH_PSH | TCPH_FIN, p.irs + 1, p.snd_nxt, 500, "answer+FIN");
 	th_in_raw(&h, &p, TCPH_ACK | TCPH_FIN, p.snd_nxt, p.irs + 501, p.win, NULL, 0, NULL, 0);
 	p.snd_nxt++;
@@ -1079,7 +986,7 @@ test_close_we_first(void)
 		for (int k = 0; k < 3; k++) {
 			th_peer_init(&t[k], 45 + (uint32_t)k);
 			ok(th_connect(&h, &t[k]), "connect %d", k);
-			request_answer(&h, &t[k], 0, 500);
+			send_pat(&h, &t[k], 0, 10);
 			th_flush(&h);
 			t[k].rcv_nxt = t[k].irs + 502;
 			th_in_raw(&h, &t[k], TCPH_ACK | TCPH_FIN, t[k].snd_nxt, t[k].rcv_nxt, 100, NULL, 0,
@@ -1102,10 +1009,7 @@ test_close_we_first(void)
 	ok(s != NULL && s->flags == (TCPH_SYN | TCPH_ACK) && s->ack == p.isn + 1,
 		"SYN in TIME_WAIT: a new handshake");
 	is_int(tcp_active(h.e), 2, "that TIME_WAIT slot is gone (two others wait)");
-	check_books(&h, "we first");
-	th_peer_free(&p);
-	th_fini(&h);
-	free(ans);
+	teardown1(&h, &p, "we first");
 }
 
 /* ---- resets ---- */
@@ -1117,10 +1021,8 @@ test_rst(void)
 	struct th_peer p;
 	const struct tcp_stats *st;
 
-	th_init(&h, &deflim);
+	setup1(&h, &deflim, &p, 50);
 	st = tcp_stats(h.e);
-	th_peer_init(&p, 50);
-	ok(th_connect(&h, &p), "connect");
 	th_in_raw(&h, &p, TCPH_RST, p.snd_nxt + 100, 0, 0, NULL, 0, NULL, 0);
 	expect(&h, &p, TCPH_ACK, p.irs + 1, p.snd_nxt, 0, "RST in window, not exact: challenge ACK");
 	is_int(tcp_active(h.e), 1, "connection kept");
@@ -1156,9 +1058,7 @@ test_rst(void)
 	h.abort_on_recv = false;
 	th_ack(&h, &p);
 	expect(&h, &p, TCPH_RST, p.rcv_nxt, 0, 0, "a segment for the aborted connection: RST");
-	check_books(&h, "rst");
-	th_peer_free(&p);
-	th_fini(&h);
+	teardown1(&h, &p, "rst");
 }
 
 /* ---- pressure ---- */
@@ -1169,16 +1069,12 @@ test_syn_flood(void)
 	struct th h;
 	struct th_peer p, f;
 	struct tcp_limits l = deflim;
-	uint8_t *ans = make_answer(100);
 	unsigned synacks = 0;
 	struct th_seg *s;
 
 	l.max_conns = 4;
 	th_init(&h, &l);
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 100;
-	h.request_len = 10;
+	th_answer(&h, 100, 10);
 	for (uint32_t k = 0; k < 100000; k++) {
 		th_peer_init(&f, 1000 + k);
 		f.ip = 0x0b000000u + (uint32_t)(prng() & 0xffffff);
@@ -1197,10 +1093,7 @@ test_syn_flood(void)
 	ok(th_connect(&h, &p), "a real client still connects");
 	send_pat(&h, &p, 0, 10);
 	expect(&h, &p, TCPH_ACK | TCPH_PSH, p.irs + 1, p.snd_nxt, 100, "and gets its answer");
-	check_books(&h, "syn flood");
-	th_peer_free(&p);
-	th_fini(&h);
-	free(ans);
+	teardown1(&h, &p, "syn flood");
 }
 
 static void
@@ -1210,7 +1103,6 @@ test_table_full(void)
 	struct th_peer p[6];
 	struct tcp_limits l = deflim;
 	const struct tcp_stats *st;
-	uint8_t *ans = make_answer(100);
 
 	l.max_conns = 2;
 	th_init(&h, &l);
@@ -1234,10 +1126,7 @@ test_table_full(void)
 	ok(th_connect(&h, &p[2]), "then the third connects");
 
 	/* we close p[1] first: TIME_WAIT, recycled under pressure */
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 100;
-	h.request_len = 10;
+	th_answer(&h, 100, 10);
 	h.close_after_answer = true;
 	send_pat(&h, &p[1], 0, 10);
 	expect(&h, &p[1], TCPH_ACK | TCPH_PSH | TCPH_FIN, p[1].irs + 1, p[1].snd_nxt, 100, "p1 answered and closed");
@@ -1266,7 +1155,6 @@ test_table_full(void)
 	for (uint32_t k = 0; k < 6; k++)
 		th_peer_free(&p[k]);
 	th_fini(&h);
-	free(ans);
 }
 
 static void
@@ -1274,7 +1162,6 @@ test_reaping(void)
 {
 	struct th h;
 	struct th_peer p;
-	uint8_t *ans = make_answer(100);
 	const struct tcp_stats *st;
 	uint64_t w;
 	struct th_seg *s;
@@ -1311,10 +1198,7 @@ test_reaping(void)
 	th_peer_free(&p);
 
 	/* FIN_WAIT_2 whose peer never sends its FIN */
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 100;
-	h.request_len = 1;
+	th_answer(&h, 100, 1);
 	h.close_after_answer = true;
 	th_peer_init(&p, 83);
 	ok(th_connect(&h, &p), "connect");
@@ -1341,10 +1225,7 @@ test_reaping(void)
 	ok(tcp_active(h.e) == 0 && about(w, 10000), "FIN_WAIT_1 reaped at 10 s (%llu ms)",
 		(unsigned long long)(w / TH_MS));
 	is_int(st->timeouts, 5, "five timeouts");
-	check_books(&h, "reaping");
-	th_peer_free(&p);
-	th_fini(&h);
-	free(ans);
+	teardown1(&h, &p, "reaping");
 }
 
 static void
@@ -1353,27 +1234,19 @@ test_writable(void)
 	struct th h;
 	struct th_peer p;
 	struct tcp_limits l = deflim;
-	uint8_t *ans = make_answer(10000);
+	const uint8_t *ans;
 
 	l.snd_buf = 4096;
-	th_init(&h, &l);
-	h.mode = TH_ANSWER;
-	h.answer = ans;
-	h.answer_len = 10000;
-	h.request_len = 1;
+	setup1(&h, &l, &p, 90);
+	ans = th_answer(&h, 10000, 1);
 	h.close_after_answer = true;
-	th_peer_init(&p, 90);
-	ok(th_connect(&h, &p), "connect");
 	send_pat(&h, &p, 0, 1);
 	is_int(h.apps[p.conn].sent, 4096, "tcp_send takes what the 4096-byte ring holds");
 	th_pump(&h, &p, 20 * TH_MS, 100000);
 	ok(p.rxlen == 10000 && memcmp(p.rx, ans, 10000) == 0 && p.got_fin,
 		"writable() refills: 10000 bytes then FIN");
 	ok(h.writable_cb >= 2, "writable() called (%u times)", h.writable_cb);
-	check_books(&h, "writable");
-	th_peer_free(&p);
-	th_fini(&h);
-	free(ans);
+	teardown1(&h, &p, "writable");
 }
 
 /* ---- fuzz ---- */
