@@ -13,12 +13,16 @@
  * What it implements:
  *   - Passive open only, IPv4, one listening port. Handshakes are stateless
  *     SYN cookies (RFC 4987): a connection is allocated only when the ACK
- *     that completes the handshake carries a valid cookie. The cookie is a
- *     keyed SipHash-2-4 MAC over the 4-tuple, the client's ISN, a 64 s time
- *     counter and the negotiated options; it encodes the peer's MSS (one of
- *     8 table values, rounded down) and its window scale. Cookies live
- *     64..128 s. A bad cookie is answered with RST (RFC 9293 LISTEN rule:
- *     an ACK to a listener gets <SEQ=SEG.ACK><CTL=RST>), counted.
+ *     that completes the handshake carries a valid cookie. Our ISN is the
+ *     cookie: 2 bits of a time counter (TCP_COOKIE_PERIOD_NS, ~69 s), 3 bits
+ *     of MSS (the peer's, rounded down to one of 8 table values), 4 bits of
+ *     window scale, and a 23-bit keyed SipHash-2-4 MAC over those, the
+ *     4-tuple and the client's ISN. A cookie is good for the current and
+ *     the previous period (69..137 s). A bad one is answered with RST (RFC
+ *     9293 LISTEN rule: an ACK to a listener gets <SEQ=SEG.ACK><CTL=RST>),
+ *     counted. The first segment after the SYN must start at the client's
+ *     ISN + 1, so a lost handshake ACK is fine (the request completes the
+ *     handshake) but not a lost ACK and a lost first data segment.
  *   - Options: MSS both ways. Window scale: if the SYN offers it we answer
  *     with shift 0, so the peer's windows are scaled by its shift (and
  *     honoured as such) while ours are plain 16-bit (our receive window is
