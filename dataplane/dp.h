@@ -30,6 +30,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "cfg.h"
+#include "dp_cache.h"
 #include "tftp.h"
 
 #define DP_BURST 32
@@ -71,6 +72,7 @@ struct dp_stats {
 	struct tftp_stats tftp;		/* copied from the engine every DP_STATS_US */
 	uint64_t active;		/* transfers in progress */
 	uint64_t generation;		/* publication the lcore last saw */
+	struct dp_cache_counters cert;	/* certificate cache lookups (dp_cache.c) */
 };
 
 /* Where a transfer's replies go: learned from the request. */
@@ -150,6 +152,16 @@ void dp_pub_tel(struct rte_tel_data *d);
 void dp_stats_sum(struct dp_stats *out, int lcore);	/* lcore < 0: all */
 void dp_stats_json(FILE *f);
 int dp_telemetry_init(void);
+
+/*
+ * The certificate cache of the generation being served, for a worker
+ * between two quiescent states: dp_pub_cache for bulk lookups of a burst
+ * (NULL while no publication is served), dp_pub_tvs_lookup for
+ * tvs_answer; the latter is bound to the lcore, not to a generation, so a
+ * copy kept by the TVS engine follows every swap.
+ */
+const struct dp_cache *dp_pub_cache(unsigned lcore);
+struct tvs_lookup dp_pub_tvs_lookup(unsigned lcore);
 
 /* Publication lookups for the TFTP engine (tftp_ops). */
 int dp_pub_lookup(void *ctx, const char *name, struct tftp_file *f);

@@ -11,8 +11,12 @@
  *   status   {"ok":true,"pid":N,"uptime":S,"workers":[lcore,...],
  *             "ports":[{"port":0,"mac":"..","address":"a.b.c.d/n","vlan":V,"mtu":M}],
  *             "generation":G,"loads":N,"refused":N,"retired":N,"dir":"..",
- *             "files":N,"certs":N,"loaded":T,"transfers":N}
+ *             "files":N,"certs":N,"loaded":T,"transfers":N,
+ *             "cached_certs":{"<lcore>":N,...},"cert_keys":N,"cert_duplicates":N,
+ *             "cert_entry_bytes":N}
+ *            (cached_certs: certificates in each worker's TVS cache)
  *   stats    {"ok":true,"stats":{"total":{counters},"lcores":{"<id>":{counters}}}}
+ *            (counters include cert_lookups, cert_hits, cert_misses)
  *   reload   load <publications>/current and swap it in:
  *            {"ok":true,"generation":G,"message":".."} or {"ok":false,"error":".."}
  *

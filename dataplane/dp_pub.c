@@ -11,6 +11,20 @@
  * about to take a reference on the old one, then park the old one on the
  * retired list. dp_pub_reap frees a retired generation when its last
  * transfer ended. Workers never wait: a failed load changes nothing.
+ *
+ * A generation carries the files and the TVS certificate caches of every
+ * worker (dp_cache.h), built together by dp_gen_load before the swap. So
+ * one pointer exchange switches both, and a phone never sees a new ITL
+ * before the TVS knows the certificates it relies on: the worker that
+ * serves the new ITL found it through the new pointer, so the exchange
+ * had happened; every TVS lookup reads the pointer afresh for its request
+ * (dp_pub_tvs_lookup), and the phone's request comes after it received
+ * the ITL, so that load sees the new generation (or a newer one) on any
+ * lcore. The reverse order cannot happen either: no worker can reach the
+ * new caches before the new files. The caches go with the generation:
+ * freed after the grace period, when its last transfer ended. A TVS
+ * answer takes no reference because it uses its entry only until the
+ * worker's next quiescent state.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -24,6 +38,7 @@
 
 struct dp_gen {
 	struct publication pub;
+	struct dp_cache_set *certs;	/* per worker lcore, from pub.certs */
 	uint32_t refs;			/* transfers holding it (atomic) */
 	time_t loaded;
 	struct dp_gen *next;		/* retired list */
@@ -32,6 +47,23 @@ struct dp_gen {
 static struct dp_gen *dp_current;	/* atomic */
 static struct dp_gen *dp_retired;	/* main lcore only */
 static uint64_t dp_loads, dp_refusals;
+
+/* One table per worker lcore, on its socket; each counts into its lcore's stats. */
+static struct dp_cache_set *
+dp_gen_caches(const struct publication *p, char *msg, size_t msgsz)
+{
+	struct dp_cache_counters *ctrs[RTE_MAX_LCORE];
+	struct dp_cache_set *s;
+
+	for (unsigned w = 0; w < dp_app.nworkers; w++)
+		ctrs[w] = &dp_lcores[dp_app.workers[w]].stats.cert;
+	s = dp_cache_set_build(p, dp_app.workers, dp_app.nworkers, ctrs, msg, msgsz);
+	if (s != NULL && dp_cache_set_duplicates(s) != 0)
+		DP_LOG(WARNING, "generation %" PRIu64 ": %u issuer/serial keys shared by two "
+			"certificates; QUERY_CERT answers with the first in the manifest",
+			p->generation, dp_cache_set_duplicates(s));
+	return s;
+}
 
 static struct dp_gen *
 dp_gen_load(const char *root, char *msg, size_t msgsz)
@@ -48,6 +80,12 @@ dp_gen_load(const char *root, char *msg, size_t msgsz)
 		free(g);
 		return NULL;
 	}
+	g->certs = dp_gen_caches(&g->pub, msg, msgsz);
+	if (g->certs == NULL) {
+		pub_free(&g->pub);
+		free(g);
+		return NULL;
+	}
 	g->loaded = time(NULL);
 	return g;
 }
@@ -55,6 +93,7 @@ dp_gen_load(const char *root, char *msg, size_t msgsz)
 static void
 dp_gen_free(struct dp_gen *g)
 {
+	dp_cache_set_free(g->certs);
 	pub_free(&g->pub);
 	free(g);
 }
@@ -95,8 +134,9 @@ dp_pub_reload(char *msg, size_t msgsz)
 		dp_retired = old;
 	}
 	dp_loads++;
-	snprintf(msg, msgsz, "serving generation %" PRIu64 " from %s (%zu files, %zu certificates)",
-		g->pub.generation, g->pub.dir, g->pub.nfiles, g->pub.ncerts);
+	snprintf(msg, msgsz, "serving generation %" PRIu64 " from %s (%zu files, %zu certificates "
+		"cached on %u lcores)", g->pub.generation, g->pub.dir, g->pub.nfiles, g->pub.ncerts,
+		dp_app.nworkers);
 	DP_LOG(NOTICE, "%s", msg);
 	dp_pub_reap();
 	return 0;
@@ -149,6 +189,44 @@ dp_pub_generation(void)
 	return g != NULL ? g->pub.generation : 0;
 }
 
+const struct dp_cache *
+dp_pub_cache(unsigned lcore)
+{
+	const struct dp_gen *g = __atomic_load_n(&dp_current, __ATOMIC_ACQUIRE);
+
+	return g != NULL ? dp_cache_of_lcore(g->certs, lcore) : NULL;
+}
+
+/* Both tvs_lookup callbacks: the current generation's table of the lcore. */
+static int
+dp_pub_tvs_find(void *ctx, const uint8_t key[32], struct tvs_entry *e)
+{
+	unsigned lcore = (unsigned)(uintptr_t)ctx;
+	const struct dp_cache *c = dp_pub_cache(lcore);
+	const struct dp_cache_entry *ce;
+
+	if (unlikely(c == NULL)) {
+		dp_lcores[lcore].stats.cert.lookups++;
+		dp_lcores[lcore].stats.cert.misses++;
+		return 0;
+	}
+	ce = dp_cache_lookup(c, key);
+	if (ce == NULL)
+		return 0;
+	dp_cache_entry_tvs(ce, e);
+	return 1;
+}
+
+struct tvs_lookup
+dp_pub_tvs_lookup(unsigned lcore)
+{
+	return (struct tvs_lookup){
+		.by_sha256 = dp_pub_tvs_find,
+		.by_issuer_serial = dp_pub_tvs_find,
+		.ctx = (void *)(uintptr_t)lcore,
+	};
+}
+
 /* tftp_ops.lookup, on a worker between two quiescent states. */
 int
 dp_pub_lookup(void *ctx __rte_unused, const char *name, struct tftp_file *f)
@@ -180,6 +258,22 @@ dp_pub_release(void *ctx __rte_unused, void *ref)
 	__atomic_fetch_sub(&g->refs, 1, __ATOMIC_RELEASE);
 }
 
+/* "cached_certs":{"<lcore>":N,...}, the keys per table and the set's bytes. */
+static void
+dp_pub_json_caches(FILE *f, const struct dp_gen *g)
+{
+	fputs(",\"cached_certs\":{", f);
+	for (unsigned w = 0; w < dp_app.nworkers; w++) {
+		const struct dp_cache *c = dp_cache_of_lcore(g->certs, dp_app.workers[w]);
+
+		fprintf(f, "%s\"%u\":%u", w ? "," : "", dp_app.workers[w],
+			c != NULL ? dp_cache_certs(c) : 0);
+	}
+	fprintf(f, "},\"cert_keys\":%u,\"cert_duplicates\":%u,\"cert_entry_bytes\":%zu",
+		dp_cache_set_keys(g->certs), dp_cache_set_duplicates(g->certs),
+		dp_cache_set_bytes(g->certs));
+}
+
 /* Main lcore only (it alone frees generations). */
 void
 dp_pub_json(FILE *f)
@@ -197,6 +291,7 @@ dp_pub_json(FILE *f)
 		fprintf(f, ",\"files\":%zu,\"certs\":%zu,\"loaded\":%lld,\"transfers\":%u",
 			g->pub.nfiles, g->pub.ncerts, (long long)g->loaded,
 			__atomic_load_n(&g->refs, __ATOMIC_RELAXED));
+		dp_pub_json_caches(f, g);
 	}
 }
 

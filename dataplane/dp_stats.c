@@ -23,6 +23,9 @@ const char *const dp_counter_names[DP_C_MAX] = {
 	X(err_not_found) X(err_access) X(err_illegal) X(err_unknown_tid) X(err_options) \
 	X(err_table_full) X(dup_acks) X(malformed)
 
+/* Certificate cache lookups (struct dp_cache_counters), keys "cert_<name>". */
+#define CERT_COUNTERS(X) X(lookups) X(hits) X(misses)
+
 static void
 dp_stats_add(struct dp_stats *out, const struct dp_stats *s)
 {
@@ -30,6 +33,9 @@ dp_stats_add(struct dp_stats *out, const struct dp_stats *s)
 		out->c[i] += __atomic_load_n(&s->c[i], __ATOMIC_RELAXED);
 #define DP_ADD(n) out->tftp.n += __atomic_load_n(&s->tftp.n, __ATOMIC_RELAXED);
 	TFTP_COUNTERS(DP_ADD)
+#undef DP_ADD
+#define DP_ADD(n) out->cert.n += __atomic_load_n(&s->cert.n, __ATOMIC_RELAXED);
+	CERT_COUNTERS(DP_ADD)
 #undef DP_ADD
 	out->active += __atomic_load_n(&s->active, __ATOMIC_RELAXED);
 	out->generation = __atomic_load_n(&s->generation, __ATOMIC_RELAXED);
@@ -57,6 +63,9 @@ dp_stats_json_one(FILE *f, const struct dp_stats *s)
 		fprintf(f, ",\"%s\":%" PRIu64, dp_counter_names[i], s->c[i]);
 #define DP_JSON(n) fprintf(f, ",\"tftp_" #n "\":%" PRIu64, s->tftp.n);
 	TFTP_COUNTERS(DP_JSON)
+#undef DP_JSON
+#define DP_JSON(n) fprintf(f, ",\"cert_" #n "\":%" PRIu64, s->cert.n);
+	CERT_COUNTERS(DP_JSON)
 #undef DP_JSON
 	fputc('}', f);
 }
@@ -89,6 +98,9 @@ dp_stats_tel(struct rte_tel_data *d, const struct dp_stats *s)
 		rte_tel_data_add_dict_u64(d, dp_counter_names[i], s->c[i]);
 #define DP_TEL(n) rte_tel_data_add_dict_u64(d, "tftp_" #n, s->tftp.n);
 	TFTP_COUNTERS(DP_TEL)
+#undef DP_TEL
+#define DP_TEL(n) rte_tel_data_add_dict_u64(d, "cert_" #n, s->cert.n);
+	CERT_COUNTERS(DP_TEL)
 #undef DP_TEL
 }
 
