@@ -47,6 +47,21 @@
  * provider's own RSA object is the route that works on OpenSSL 3.0 (a
  * "foreign" legacy key cannot do TLS RSA key exchange there). EC keys are
  * not offloaded (their signatures cost tens of microseconds).
+ *
+ * What the offload buys, measured by tests/c/test_tvs_session.c (thread
+ * CPU time of the longest single session call of a full handshake, RSA-2048,
+ * median of 15, -O2, 2-vCPU VM where one RSA-2048 private operation takes
+ * ~235-290 us): TLS 1.3 405 us inline, 150 us offloaded; TLS 1.0
+ * AES256-SHA 332 us inline, 103 us offloaded. What is left is OpenSSL's own
+ * handshake work around the key operation (key schedule, Finished, ticket
+ * sealing, allocations), about 100 us per step. To bound that too, the
+ * glue should budget handshake steps per loop turn: when a burst has used
+ * its budget, keep the TCP bytes of connections that are not
+ * tvs_session_established() for the next turn.
+ *
+ * Each worker thread should call ASYNC_init_thread(max, init) once, so the
+ * ASYNC jobs (one per handshake in progress, with a 32 KiB stack each) come
+ * from a preallocated pool instead of malloc on the first use.
  */
 #ifndef DP_TVS_SESSION_H
 #define DP_TVS_SESSION_H
@@ -137,8 +152,9 @@ struct tvs_tls_conf {
 
 struct tvs_tls;
 
-/* tk may be NULL (no tickets: session IDs only). tk and id must outlive
- * the tvs_tls; id's certificate and key are referenced, not copied. */
+/* tk may be NULL (no tickets: session IDs only) and must outlive the
+ * tvs_tls. id's certificate and key are referenced by the SSL_CTX, so
+ * id itself may be freed once the contexts are built. */
 struct tvs_tls *tvs_tls_new(const struct tvs_tls_conf *conf, const struct tvs_identity *id,
 	struct tvs_ticket_keys *tk, struct trust_err *err);
 void tvs_tls_ref(struct tvs_tls *t);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/async.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -655,6 +656,65 @@ test_trickle(void)
 	tvs_engine_free(e);
 }
 
+/* A client that sends 300 queries before reading: answers are held back
+ * at TVS_SESS_OUTPUT_MAX and the rest follow as the output drains. */
+static void
+test_backlog(void)
+{
+	enum { N = 300 };
+	struct tvs_engine *e = engine(NULL, ident, NULL);
+	SSL_CTX *cc = client_ctx(0, NULL, false);
+	struct trust_buf tx, rx;
+	struct conn k;
+	uint8_t *buf = malloc(TVS_SESS_INPUT_MAX);
+	size_t n, w, off = 0, need;
+	unsigned f, rounds = 0, answers = 0;
+	bool in_order = true;
+
+	trust_buf_init(&tx);
+	trust_buf_init(&rx);
+	conn_open(&k, cc, e, NULL);
+	ok(conn_handshake(&k), "backlog: handshake");
+	for (unsigned i = 0; i < N; i++) {
+		trust_buf_reserve(&tx, 4096);
+		tx.len += query_request(tx.data + tx.len, 4096, i, &known.cert);
+	}
+	SSL_write_ex(k.c, tx.data, tx.len, &w);
+	n = (size_t)BIO_read(k.cwr, buf, TVS_SESS_INPUT_MAX);
+	f = tvs_session_input(k.s, buf, n);
+	ok((f & TVS_SESS_BACKLOG) && tvs_session_output_len(k.s) >= TVS_SESS_OUTPUT_MAX
+		&& tvs_session_output_len(k.s) < TVS_SESS_OUTPUT_MAX + 2 * TVS_MSG_MAX,
+		"%u queries at once: answers stop near TVS_SESS_OUTPUT_MAX (%zu bytes held)", N,
+		tvs_session_output_len(k.s));
+	while ((f & TVS_SESS_BACKLOG) && rounds++ < 1000) {
+		while ((n = tvs_session_output(k.s, buf, TVS_SESS_INPUT_MAX)) > 0)
+			BIO_write(k.crd, buf, (int)n);
+		f = tvs_session_resume(k.s);
+	}
+	while ((n = tvs_session_output(k.s, buf, TVS_SESS_INPUT_MAX)) > 0)
+		BIO_write(k.crd, buf, (int)n);
+	while (SSL_read_ex(k.c, buf, TVS_SESS_INPUT_MAX, &n) == 1)
+		trust_buf_put(&rx, buf, n);
+	while (tvs_frame(rx.data + off, rx.len - off, &need, NULL) == TVS_FRAME_DONE) {
+		struct tvs_response rs;
+
+		in_order &= tvs_response_parse(rx.data + off, need, &rs, NULL) == 0
+			&& rs.id == answers && rs.status == TVS_STATUS_TRUSTED;
+		off += need;
+		answers++;
+	}
+	ok(rounds >= 1 && !(f & (TVS_SESS_BACKLOG | TVS_SESS_ABORT)),
+		"resuming after each drain clears the backlog (%u rounds)", rounds);
+	is_int(answers, N, "every query is answered");
+	ok(in_order, "in order, all trusted");
+	free(buf);
+	trust_buf_free(&tx);
+	trust_buf_free(&rx);
+	conn_close(&k);
+	SSL_CTX_free(cc);
+	tvs_engine_free(e);
+}
+
 /* After the handshake, the client sends plaintext bytes; expect counter c. */
 static void
 check_bad_request(const uint8_t *msg, size_t len, enum tvs_counter c, const char *what)
@@ -977,6 +1037,26 @@ test_offload(void)
 		if (tvs_engine_poll(e, ready, 4) == 0)
 			usleep(100);
 	is_int(tvs_engine_pending(e), 0, "zombie: its job came back and it was freed");
+
+	/* a peer that floods while the job is out */
+	oq_hold(&q, true);
+	conn_open(&k, cc, e, NULL);
+	k.no_wait = true;
+	pump(&k);
+	{
+		static uint8_t flood[TVS_SESS_INPUT_MAX + 1];
+		unsigned f = tvs_session_input(k.s, flood, sizeof(flood));
+
+		ok((f & TVS_SESS_ABORT) && (f & TVS_SESS_PENDING),
+			"a flood past TVS_SESS_INPUT_MAX aborts (%s)", tvs_session_error(k.s));
+		is_int(ctr(e, TVS_C_overflow), 1, "counted as overflow");
+	}
+	conn_close(&k);
+	oq_hold(&q, false);
+	for (t0 = now_ns(); tvs_engine_pending(e) > 0 && now_ns() - t0 < POLL_WAIT_NS;)
+		if (tvs_engine_poll(e, ready, 4) == 0)
+			usleep(100);
+	is_int(tvs_engine_pending(e), 0, "and its job is collected");
 	SSL_CTX_free(cc);
 	tvs_engine_free(e);
 	oq_stop(&q);
@@ -1042,6 +1122,7 @@ main(void)
 	struct trust_err err = { 0 };
 
 	fixtures();
+	ASYNC_init_thread(0, 8);	/* what each worker lcore does */
 	ident = tvs_identity_load(cert_path, key_path, &err);
 	ident2 = tvs_identity_load(cert2_path, key2_path, &err);
 	tkeys = tvs_ticket_keys_new(&err);
@@ -1054,6 +1135,7 @@ main(void)
 	test_minimum_version();
 	test_answers();
 	test_trickle();
+	test_backlog();
 	test_malformed();
 	test_tls_garbage();
 	test_truncated();
@@ -1066,5 +1148,6 @@ main(void)
 	tvs_identity_free(ident2);
 	tvs_ticket_keys_free(tkeys);
 	fixtures_free();
+	ASYNC_cleanup_thread();
 	return done_testing();
 }
