@@ -3,6 +3,7 @@
  * the plaintext, answers in order (FORMATS §8.10), and the hand-off of
  * handshake private-key operations to the offload queue (tvs_session.h).
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ struct tvs_engine {
 	unsigned pending;		/* jobs out */
 	struct tvs_stats st;
 	uint8_t scratch[TVS_MSG_MAX];	/* one answer */
+	uint8_t rbuf[TVS_READ_CHUNK];	/* one record of plaintext */
 };
 
 enum tvs_state { TVS_HANDSHAKE, TVS_OPEN, TVS_CLOSED, TVS_ABORTED };
@@ -351,34 +353,31 @@ tvs_read_failed(struct tvs_session *s, int rc)
 }
 
 /*
- * Read and answer until the TLS input runs dry. A request is at most
- * TVS_MSG_MAX bytes and tvs_handle consumes every complete one, so what
- * stays in s->in is always shorter than that and there is room to read.
+ * Read and answer until the TLS input runs dry. Plaintext is read into the
+ * engine's buffer and only what a request still lacks stays with the
+ * session, so an idle connection holds no more than its partial request
+ * (tvs_answer_all leaves less than TVS_MSG_MAX behind).
  */
 static void
 tvs_serve(struct tvs_session *s)
 {
-	size_t got, room;
+	size_t got;
 	int rc;
 
 	while (s->state == TVS_OPEN && tvs_answer_all(s)) {
 		s->backlog = BIO_ctrl_pending(s->wbio) >= TVS_SESS_OUTPUT_MAX;
 		if (s->backlog)
 			return;
-		room = TVS_MSG_MAX - s->in.len;
-		if (room > TVS_READ_CHUNK)
-			room = TVS_READ_CHUNK;
-		if (trust_buf_reserve(&s->in, room) != 0) {
-			tvs_end(s, TVS_ABORTED, TVS_C_internal_errors, "out of memory for a request");
-			return;
-		}
-		rc = SSL_read_ex(s->ssl, s->in.data + s->in.len, room, &got);
+		rc = SSL_read_ex(s->ssl, s->e->rbuf, sizeof(s->e->rbuf), &got);
 		if (rc != 1) {
 			if (SSL_get_error(s->ssl, rc) != SSL_ERROR_WANT_READ)
 				tvs_read_failed(s, rc);
 			return;
 		}
-		s->in.len += got;
+		if (trust_buf_put(&s->in, s->e->rbuf, got) != 0) {
+			tvs_end(s, TVS_ABORTED, TVS_C_internal_errors, "out of memory for a request");
+			return;
+		}
 	}
 }
 
@@ -463,8 +462,8 @@ tvs_session_output(struct tvs_session *s, uint8_t *buf, size_t cap)
 {
 	int n;
 
-	if (cap > TVS_SESS_INPUT_MAX)
-		cap = TVS_SESS_INPUT_MAX;
+	if (cap > INT_MAX)
+		cap = INT_MAX;
 	n = BIO_read(s->wbio, buf, (int)cap);
 	return n > 0 ? (size_t)n : 0;
 }

@@ -196,7 +196,15 @@ struct tvs_offload {
 	void *ctx;
 };
 
-/* Counters of one engine; the names are the telemetry keys. */
+/*
+ * Counters of one engine; the names are the telemetry keys. Each session
+ * ends once, in closes (close_notify, FIN, ours) or aborts; the reason of
+ * an abort is counted too (handshake_failures, malformed TVS messages,
+ * tls_errors after the handshake, overflow, internal_errors). truncated:
+ * the peer left inside a request. offloaded jobs came back after
+ * offload_ns in all (divide for the mean); offload_inline: the queue was
+ * full or memory short, the operation ran on the worker.
+ */
 #define TVS_COUNTERS(X) \
 	X(sessions) X(handshakes_full) X(resumed_ticket) X(resumed_session_id) \
 	X(handshake_failures) X(tls1_0) X(tls1_1) X(tls1_2) X(tls1_3) \

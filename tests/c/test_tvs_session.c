@@ -847,6 +847,20 @@ get_session(SSL_CTX *cc, struct tvs_engine *e, SSL_SESSION *resume, bool *reused
 	return got;
 }
 
+/* A first connection on from, then one on to with the client's session:
+ * 1 resumed, 0 full handshake, -1 something failed. */
+static int
+resumes(SSL_CTX *cc, struct tvs_engine *from, struct tvs_engine *to)
+{
+	bool first = true, again = false;
+	SSL_SESSION *s1 = get_session(cc, from, NULL, &first);
+	SSL_SESSION *s2 = s1 != NULL && !first ? get_session(cc, to, s1, &again) : NULL;
+
+	SSL_SESSION_free(s1);
+	SSL_SESSION_free(s2);
+	return s2 == NULL ? -1 : again;
+}
+
 static void
 test_resumption(void)
 {
@@ -854,35 +868,17 @@ test_resumption(void)
 	SSL_CTX *c13 = client_ctx(TLS1_3_VERSION, NULL, false);
 	SSL_CTX *c12 = client_ctx(TLS1_2_VERSION, NULL, false);
 	SSL_CTX *cid = client_ctx(TLS1_2_VERSION, NULL, true);
-	SSL_SESSION *s1, *s2;
-	bool reused = true;
 
-	s1 = get_session(c13, a, NULL, &reused);
-	ok(s1 != NULL && !reused, "TLS 1.3: first connection on lcore A is a full handshake");
-	s2 = get_session(c13, b, s1, &reused);
-	ok(s2 != NULL && reused, "TLS 1.3: its ticket resumes on lcore B (shared ticket keys)");
+	is_int(resumes(c13, a, b), 1,
+		"TLS 1.3: a ticket from lcore A resumes on lcore B (shared ticket keys)");
 	is_int(ctr(b, TVS_C_resumed_ticket), 1, "lcore B counts a ticket resumption");
-	SSL_SESSION_free(s1);
-	SSL_SESSION_free(s2);
-
-	s1 = get_session(c12, a, NULL, &reused);
-	s2 = get_session(c12, b, s1, &reused);
-	ok(s2 != NULL && reused, "TLS 1.2: a ticket from lcore A resumes on lcore B");
+	is_int(ctr(a, TVS_C_handshakes_full), 1, "lcore A counts the full handshake");
+	is_int(resumes(c12, a, b), 1, "TLS 1.2: a ticket from lcore A resumes on lcore B");
 	is_int(ctr(b, TVS_C_resumed_ticket), 2, "counted as a ticket resumption");
-	SSL_SESSION_free(s1);
-	SSL_SESSION_free(s2);
-
-	s1 = get_session(cid, a, NULL, &reused);
-	s2 = get_session(cid, a, s1, &reused);
-	ok(s2 != NULL && reused, "TLS 1.2 without tickets: the session ID resumes on lcore A");
+	is_int(resumes(cid, a, a), 1, "TLS 1.2 without tickets: the session ID resumes on lcore A");
 	is_int(ctr(a, TVS_C_resumed_session_id), 1, "counted as a session-ID resumption");
-	SSL_SESSION_free(s2);
-	s2 = get_session(cid, b, s1, &reused);
-	ok(s2 != NULL && !reused,
-		"the same session ID on lcore B: full handshake (per-lcore cache)");
-	SSL_SESSION_free(s1);
-	SSL_SESSION_free(s2);
-
+	is_int(resumes(cid, a, b), 0,
+		"a session ID from lcore A on lcore B: full handshake (per-lcore cache)");
 	SSL_CTX_free(c13);
 	SSL_CTX_free(c12);
 	SSL_CTX_free(cid);
