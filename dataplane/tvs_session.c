@@ -215,7 +215,7 @@ tvs_established(struct tvs_session *s)
 		tvs_count(s, by_version[v - TLS1_VERSION]);
 	/* reads and writes need no job: spare them the context switches */
 	SSL_clear_mode(s->ssl, SSL_MODE_ASYNC);
-	free(s->job);
+	OPENSSL_free(s->job);
 	s->job = NULL;
 }
 
@@ -257,7 +257,7 @@ tvs_session_pkey(enum tvs_pkey_op op, int flen, const uint8_t *from, uint8_t *to
 	if (s == NULL || !s->e->has_off || ASYNC_get_current_job() == NULL || flen <= 0
 	    || flen > TVS_PKEY_MAX)
 		return TVS_PKEY_INLINE;
-	if (s->job == NULL && (s->job = malloc(sizeof(*s->job))) == NULL) {
+	if (s->job == NULL && (s->job = OPENSSL_malloc(sizeof(*s->job))) == NULL) {
 		tvs_count(s, TVS_C_offload_inline);
 		return TVS_PKEY_INLINE;
 	}
@@ -284,8 +284,11 @@ tvs_session_pkey(enum tvs_pkey_op op, int flen, const uint8_t *from, uint8_t *to
 		if (ASYNC_pause_job() != 1)
 			return -1;
 	}
-	if (j->outlen > 0)
+	if (j->outlen > 0) {
 		memcpy(to, j->out, (size_t)j->outlen);
+		/* a decryption's output holds the premaster secret */
+		OPENSSL_cleanse(j->out, (size_t)j->outlen);
+	}
 	return j->outlen;
 }
 
@@ -506,7 +509,7 @@ tvs_session_destroy(struct tvs_session *s)
 	ERR_clear_error();
 	tvs_tls_put(s->tls);
 	trust_buf_wipe(&s->in);
-	free(s->job);
+	OPENSSL_clear_free(s->job, s->job != NULL ? sizeof(*s->job) : 0);
 	free(s);
 }
 

@@ -21,6 +21,12 @@
  *   tvs_engine       per lcore: the tvs_tls for new connections, the
  *                    lookup, the offload queue, scratch and the counters.
  *                    Only its lcore uses it.
+ *
+ * A publication swap: the main lcore loads the new identity; when it is
+ * not tvs_identity_equal to the current one, it builds one tvs_tls per
+ * lcore and hands each over with the publication (RCU); the worker calls
+ * tvs_engine_set_tls. Open sessions finish on the SSL_CTX they started
+ * with; the last of them to end frees it, on the worker.
  *   tvs_session      per connection, owned by its engine's lcore.
  *
  * Resumption. TLS 1.3 resumes with tickets only; TLS 1.0-1.2 with tickets

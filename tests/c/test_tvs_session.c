@@ -500,6 +500,8 @@ test_identity(void)
 	struct trust_err err = { 0 };
 	struct tvs_identity *again = tvs_identity_load(cert_path, key_path, &err);
 	struct tvs_identity *bad = tvs_identity_load(cert_path, key2_path, &err);
+	struct publication pub;
+	struct tvs_identity *from_pub;
 
 	ok(ident != NULL && ident2 != NULL && again != NULL, "identities load");
 	ok(tvs_identity_offloadable(ident), "an RSA identity's key goes through the offload method");
@@ -509,6 +511,13 @@ test_identity(void)
 		"a key that does not match the certificate is refused, naming it: %s", err.msg);
 	tvs_identity_free(again);
 	tvs_identity_free(bad);
+	memset(&pub, 0, sizeof(pub));
+	snprintf(pub.tvs_cert_path, sizeof(pub.tvs_cert_path), "%s", cert2_path);
+	snprintf(pub.tvs_key_path, sizeof(pub.tvs_key_path), "%s", key2_path);
+	from_pub = tvs_identity_from_pub(&pub, &err);
+	ok(from_pub != NULL && tvs_identity_equal(from_pub, ident2),
+		"a publication's tvs/tvs.pem and tvs/tvs.key make the identity");
+	tvs_identity_free(from_pub);
 }
 
 /* Handshake at one version and cipher; one verify request for cert. */
