@@ -148,6 +148,8 @@ text_phone(FILE *f, const struct ph_result *r)
 		r->retransmits, r->cfg_encrypted ? ", encrypted config" : "");
 	text_step(f, "CTL", &r->ctl);
 	text_step(f, "ITL", &r->itl);
+	if (r->itl_sha1[0] != '\0')
+		fprintf(f, "  installed ITL #%u, SHA-1 %s\n", r->itl_installs, r->itl_sha1);
 	text_step(f, "config", &r->cfg);
 	if (r->tvs_queries > 0)
 		fprintf(f, "  TVS: %u queries, last: %s\n", r->tvs_queries, r->tvs_last);
