@@ -28,6 +28,7 @@
 #define OTHER_LCORE 1		/* not running: a table only needs its socket */
 
 static struct trust_cert certs[NCERTS + 1];	/* the last one is never published */
+static EVP_PKEY *key;				/* signed them all */
 static uint8_t msg_buf[TVS_MSG_MAX];
 
 /* Heap bytes and blocks in use, over every socket. */
@@ -50,8 +51,8 @@ static int
 make_certs(void)
 {
 	struct trust_err err = { 0 };
-	EVP_PKEY *key = trust_key_generate_rsa(1024, &err);
 
+	key = trust_key_generate_rsa(1024, &err);
 	if (key == NULL) {
 		diag("key: %s", err.msg);
 		return -1;
@@ -64,11 +65,9 @@ make_certs(void)
 		snprintf(cn, sizeof(cn), "cache-%u.example", i);
 		if (trust_cert_selfsign(key, &cp, &certs[i], &err) != 0) {
 			diag("cert %u: %s", i, err.msg);
-			EVP_PKEY_free(key);
 			return -1;
 		}
 	}
-	EVP_PKEY_free(key);
 	return 0;
 }
 
@@ -345,6 +344,55 @@ test_refusals(void)
 	free_pub(&p);
 }
 
+/* Subjects come from a walk to the subject Name: v1 (no version field)
+ * and v3 certificates, and DER cut anywhere, which must fail cleanly. */
+static void
+test_subjects(void)
+{
+	unsigned lc = rte_lcore_id(), cut_built = 0;
+	X509 *v1 = X509_dup(certs[3].x509);
+	struct trust_cert c1 = { 0 };
+	struct trust_err err = { 0 };
+	struct publication p;
+	struct dp_cache_set *s;
+	const struct dp_cache_entry *e;
+	char msg[300];
+	uint8_t *der;
+	size_t len;
+
+	ok(v1 != NULL && X509_set_version(v1, X509_VERSION_1) == 1
+		&& X509_sign(v1, key, EVP_sha256()) > 0
+		&& trust_cert_from_x509(v1, &c1, &err) == 0, "a v1 certificate made");
+	make_pub(&p, 40, 3, 1);
+	free(p.certs[0].der);
+	p.certs[0].der = malloc(c1.der_len);
+	memcpy(p.certs[0].der, c1.der, c1.der_len);
+	p.certs[0].der_len = c1.der_len;
+	s = dp_cache_set_build(&p, &lc, 1, NULL, msg, sizeof(msg));
+	e = s != NULL ? dp_cache_lookup(dp_cache_of_lcore(s, lc), p.certs[0].sha256) : NULL;
+	ok(e != NULL && c1.subject != NULL && strcmp(e->subject, c1.subject) == 0,
+		"v1 certificate: subject %s", e != NULL ? e->subject : msg);
+	dp_cache_set_free(s);
+
+	der = p.certs[0].der;
+	len = p.certs[0].der_len;
+	for (size_t cut = 0; cut < len; cut++) {
+		p.certs[0].der_len = cut;
+		p.certs[0].der = malloc(cut ? cut : 1);	/* exact size: ASan sees over-reads */
+		memcpy(p.certs[0].der, der, cut);
+		s = dp_cache_set_build(&p, &lc, 1, NULL, msg, sizeof(msg));
+		cut_built += s != NULL;
+		dp_cache_set_free(s);
+		free(p.certs[0].der);
+	}
+	p.certs[0].der = der;
+	p.certs[0].der_len = len;
+	is_int(cut_built, 0, "DER cut at each of %zu lengths: refused every time", len);
+	free_pub(&p);
+	trust_cert_free(&c1);
+	X509_free(v1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -397,6 +445,7 @@ main(int argc, char **argv)
 	test_answer(&p, dp_cache_of_lcore(s, lcores[0]));
 	test_generations();
 	test_refusals();
+	test_subjects();
 	dp_cache_set_free(s);
 	free_pub(&p);
 	heap_used(&bytes2, &blocks2);
@@ -406,6 +455,7 @@ main(int argc, char **argv)
 		diag("got %zu bytes in %u blocks", bytes2, blocks2);
 	for (unsigned i = 0; i <= NCERTS; i++)
 		trust_cert_free(&certs[i]);
+	EVP_PKEY_free(key);
 	rte_eal_cleanup();
 	return done_testing();
 }
