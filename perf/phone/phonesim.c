@@ -80,6 +80,7 @@ struct ph_live {
 	enum ph_stage stage;
 	unsigned cand;			/* config candidate being tried */
 	bool transfer_failed;		/* some transfer ended in an error */
+	bool keep_state;		/* its state file did not load: leave it alone */
 	struct ph_trust trust;
 	EVP_PKEY *key;
 	/* the one socket */
@@ -748,7 +749,7 @@ ph_finish(struct ph_fleet *fl, struct ph_live *lv, enum ph_outcome out, uint64_t
 	r->itl_installs = lv->trust.itl_installs;
 	r->boots = lv->trust.boots;
 	r->ntvs = lv->trust.ntvs;
-	if (fl->o.state_dir != NULL && out != PH_OUT_ABORTED) {
+	if (fl->o.state_dir != NULL && out != PH_OUT_ABORTED && !lv->keep_state) {
 		ph_state_path(fl, r, path, sizeof(path));
 		if (ph_state_save(path, &lv->trust, &err) != 0)
 			fprintf(stderr, "phonesim: %s: state not saved: %s\n", r->sep, err.msg);
@@ -983,7 +984,7 @@ ph_begin(struct ph_fleet *fl, struct ph_live *lv, uint32_t idx, uint64_t now)
 	if (rc != 0) {
 		r->ctl.error = true;
 		snprintf(r->ctl.why, sizeof(r->ctl.why), "%.240s", err.msg);
-		lv->trust.boots = 0;
+		lv->keep_state = true;
 		ph_finish(fl, lv, PH_OUT_FAILED, now);
 		return;
 	}
@@ -1043,6 +1044,8 @@ ph_run(struct ph_fleet *fl)
 			else if (lv->io == IO_TVS)
 				ph_tvs_step(fl, lv, now);
 		}
+		/* fresh: the handlers above started transfers at later times */
+		now = tvsio_now_ns();
 		if (now - last_tick >= PH_TICK_NS || ph_stop || now >= fl->deadline) {
 			ph_timers(fl, now);
 			last_tick = now;
