@@ -511,6 +511,65 @@ test_state(void)
 	trust_buf_free(&itl2);
 }
 
+/* No prefix and no single flipped byte of a signed ITL or config may be
+ * accepted (the signature covers all of it): refused, or, when the flip
+ * hits the signer's name or serial, a question for a TVS. No crash. */
+static bool
+refused(enum ph_how h)
+{
+	return h == PH_REJECTED || h == PH_NEED_TVS;
+}
+
+static void
+test_damage(void)
+{
+	const char *text = "<device><TVS><members><member><address>a</address></member>"
+		"</members></TVS></device>";
+	struct trust_buf itl1, itl2, sgn, plain;
+	size_t bad_itl = 0, bad_cfg = 0, n_itl = 0, n_cfg = 0;
+	struct ph_tvs_addr a[PH_TVS_MAX];
+	struct ph_trust t;
+	struct ph_query q;
+	char why[PH_WHY_MAX];
+
+	make_itl(&itl1, &cm1, &tvs1, false, 100);
+	make_itl(&itl2, &cm1, &tvs1, false, 101);
+	make_sgn(&sgn, &cm1, text);
+	ph_trust_init(&t);
+	ph_install_list(&t, PH_ITL, itl1.data, itl1.len, NULL);
+	for (size_t len = 0; len < itl2.len; len += 3, n_itl++)
+		bad_itl += refused(ph_check_list(&t, PH_ITL, itl2.data, len, NULL, NOW, &q, why,
+			sizeof(why)));
+	for (size_t i = 0; i < itl2.len; i += 5, n_itl++) {
+		itl2.data[i] ^= 0x41;
+		bad_itl += refused(ph_check_list(&t, PH_ITL, itl2.data, itl2.len, NULL, NOW, &q,
+			why, sizeof(why)));
+		itl2.data[i] ^= 0x41;
+	}
+	is_int(bad_itl, n_itl, "every damaged ITL refused (%zu tried)", n_itl);
+	for (size_t len = 0; len < sgn.len; len += 2, n_cfg++) {
+		bad_cfg += refused(ph_check_config(&t, PH_CFG_SGN, sgn.data, len, NULL, NULL, NOW,
+			&q, &plain, why, sizeof(why)));
+		trust_buf_wipe(&plain);
+	}
+	for (size_t i = 0; i < sgn.len; i++, n_cfg++) {
+		sgn.data[i] ^= 0x10;
+		bad_cfg += refused(ph_check_config(&t, PH_CFG_SGN, sgn.data, sgn.len, NULL, NULL,
+			NOW, &q, &plain, why, sizeof(why)));
+		trust_buf_wipe(&plain);
+		sgn.data[i] ^= 0x10;
+	}
+	is_int(bad_cfg, n_cfg, "every damaged config refused (%zu tried)", n_cfg);
+	for (size_t len = 0; len <= strlen(text); len++)
+		ph_config_tvs((const uint8_t *)text, len, a, PH_TVS_MAX);
+	ok(ph_config_tvs((const uint8_t *)text, strlen(text), a, PH_TVS_MAX) == 1,
+		"every prefix of a config scanned for TVS members, the whole one has one");
+	ph_trust_free(&t);
+	trust_buf_free(&itl1);
+	trust_buf_free(&itl2);
+	trust_buf_free(&sgn);
+}
+
 int
 main(void)
 {
@@ -530,6 +589,7 @@ main(void)
 	test_sample();
 	test_config_tvs();
 	test_state();
+	test_damage();
 	{
 		struct unit *all[] = { &cm1, &cm2, &tvs1, &cmb, &tvsb, &phone };
 
