@@ -10,7 +10,7 @@ set ::samples [expr {[info exists ::env(TVS_SAMPLES)] ? $::env(TVS_SAMPLES) \
 set ::ci [expr {[info exists ::env(CI)] && $::env(CI) eq "true"}]
 
 proc prog {name} {
-	foreach dir [list control dataplane perf tests] {
+	foreach dir [list control dataplane perf perf/tvs perf/phone perf/tftpgen tests] {
 		set p [file join $::builddir $dir $name]
 		if {[file executable $p]} { return $p }
 	}
