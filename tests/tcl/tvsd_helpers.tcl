@@ -227,6 +227,8 @@ def rrq(name, op=1):
 FRAMES = {
     "arp": lambda: eth(struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, CLIENT_MAC, CLI,
                                    b"\0" * 6, SRV), 0x0806, BCAST),
+    "arp_other": lambda: eth(struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, CLIENT_MAC, CLI,
+                                         b"\0" * 6, bytes([10, 99, 0, 77])), 0x0806, BCAST),
     "icmp": lambda: eth(ipv4((lambda p: p[:2] + struct.pack("!H", csum(p)) + p[4:])(
         struct.pack("!BBHHH", 8, 0, 0, 0x1234, 1) + b"tvsd-ping"), proto=1)),
     "rrq": lambda: eth(ipv4(udp(40000, 69, rrq("ITLFile.tlv")))),
