@@ -41,4 +41,28 @@ party_free(struct party *p)
 	EVP_PKEY_free(p->key);
 }
 
+/* A self-signed certificate for an existing key (many certs, one key). */
+static inline struct trust_cert
+party_cert_for_key(const char *cn, EVP_PKEY *key)
+{
+	struct trust_cert_params p = { .cn = cn, .o = "Test", .days = 30 };
+	struct trust_cert c = { 0 };
+	struct trust_err err;
+
+	if (trust_cert_selfsign(key, &p, &c, &err) != 0)
+		printf("# selfsign %s: %s\n", cn, err.msg);
+	return c;
+}
+
+/* Removes a test's temporary tree. */
+static inline void
+party_rm_rf(const char *path)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", path);
+}
+
 #endif

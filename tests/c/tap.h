@@ -7,6 +7,7 @@
 #define TESTS_TAP_H
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,19 @@ done_testing(void)
 	if (tap_failed)
 		printf("# %u of %u failed\n", tap_failed, tap_run);
 	return tap_failed ? 1 : 0;
+}
+
+/* xorshift64*: fuzz-like tests draw from it; a fixed seed (tap_prng_state
+ * may be set from the environment by a test) makes every run the same. */
+static uint64_t tap_prng_state = 0x9e3779b97f4a7c15ull;
+
+static inline uint64_t
+tap_prng(void)
+{
+	tap_prng_state ^= tap_prng_state >> 12;
+	tap_prng_state ^= tap_prng_state << 25;
+	tap_prng_state ^= tap_prng_state >> 27;
+	return tap_prng_state * 0x2545f4914f6cdd1dull;
 }
 
 /* The folder of the shared samples, from the environment or beside the

@@ -12,21 +12,13 @@
 #include "file.h"
 #include "publish.h"
 #include "store.h"
+#include "party.h"
 #include "tap.h"
 
 static char root[256], sdir[300], pdir[300], cdir[300];
 static EVP_PKEY *phone_key;
 static struct trust_cert phone_cert, app_cert, ccm_peer;
 
-static void
-rm_rf(const char *path)
-{
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	if (system(cmd) != 0)
-		diag("could not remove %s", path);
-}
 
 static void
 spit(const char *dir, const char *name, const char *text)
@@ -41,17 +33,6 @@ spit(const char *dir, const char *name, const char *text)
 		fclose(f);
 }
 
-static struct trust_cert
-make_cert(const char *cn, EVP_PKEY *key)
-{
-	struct trust_cert_params p = { .cn = cn, .o = "Test", .days = 30 };
-	struct trust_cert c = { 0 };
-	struct trust_err err;
-
-	if (trust_cert_selfsign(key, &p, &c, &err) != 0)
-		diag("selfsign %s: %s", cn, err.msg);
-	return c;
-}
 
 static unsigned
 count_gens(void)
@@ -182,10 +163,10 @@ setup(void)
 	spit(cdir, ".hidden", "x");
 	spit(cdir, "old.cnf.xml.sgn", "signed elsewhere");
 	phone_key = trust_key_generate_rsa(1024, &err);
-	phone_cert = make_cert("CP-8861-SEPAABBCCDDEEFF", phone_key);
-	app_cert = make_cert("app.example.com", k);
-	ccm_peer = make_cert("cucm-b", k);
-	tvs2 = make_cert("cucm-b-tvs", k);
+	phone_cert = party_cert_for_key("CP-8861-SEPAABBCCDDEEFF", phone_key);
+	app_cert = party_cert_for_key("app.example.com", k);
+	ccm_peer = party_cert_for_key("cucm-b", k);
+	tvs2 = party_cert_for_key("cucm-b-tvs", k);
 	if (open_store(&st) != 0)
 		return;
 	if (store_trust_add(&st, "app.example.com", &app, 1, 3600, &app_cert, &err) != 0 ||
@@ -515,7 +496,7 @@ test_too_big(void)
 		struct trust_cert c;
 
 		snprintf(name, sizeof(name), "tvs-node-%02d", i);
-		c = make_cert(name, k);
+		c = party_cert_for_key(name, k);
 		if (store_trust_add(&st, name, &tvs, 1, 0, &c, &err) != 0)
 			diag("add %s: %s", name, err.msg);
 		trust_cert_free(&c);
@@ -558,6 +539,6 @@ main(void)
 	trust_cert_free(&app_cert);
 	trust_cert_free(&ccm_peer);
 	EVP_PKEY_free(phone_key);
-	rm_rf(root);
+	party_rm_rf(root);
 	return done_testing();
 }

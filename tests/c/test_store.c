@@ -12,19 +12,11 @@
 #include <openssl/evp.h>
 
 #include "store.h"
+#include "party.h"
 #include "tap.h"
 
 static char root[256];
 
-static void
-rm_rf(const char *path)
-{
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	if (system(cmd) != 0)
-		diag("could not remove %s", path);
-}
 
 /* A fresh store under root, 1024-bit keys to keep the test quick. */
 static void
@@ -33,7 +25,7 @@ make_store(const char *dir, const char *host)
 	struct store_init_opts o = { .hostname = host, .key_bits = 1024 };
 	struct trust_err err = { 0 };
 
-	rm_rf(dir);
+	party_rm_rf(dir);
 	if (store_init(dir, &o, &err) != 0)
 		diag("store_init %s: %s", dir, err.msg);
 }
@@ -100,17 +92,6 @@ refused(const char *dir, const char *want, const char *what)
 		store_close(&st);
 }
 
-static struct trust_cert
-make_cert(const char *cn, EVP_PKEY *key)
-{
-	struct trust_cert_params p = { .cn = cn, .o = "Test", .days = 30 };
-	struct trust_cert c = { 0 };
-	struct trust_err err;
-
-	if (trust_cert_selfsign(key, &p, &c, &err) != 0)
-		diag("selfsign %s: %s", cn, err.msg);
-	return c;
-}
 
 static void
 test_init_open(void)
@@ -195,8 +176,8 @@ test_changes(void)
 
 	snprintf(dir, sizeof(dir), "%s/s2", root);
 	make_store(dir, "node1");
-	a = make_cert("tvs2.example.com", key);
-	b = make_cert("app.example.com", key);
+	a = party_cert_for_key("tvs2.example.com", key);
+	b = party_cert_for_key("app.example.com", key);
 
 	is_int(store_open(dir, STORE_LOCK, &st, &err), 0, "open with the lock");
 	ok(st.lockfd >= 0, "the lock is held");
@@ -408,7 +389,7 @@ test_damage(void)
 			close(fd);
 	}
 	refused(dir, "is corrupt", "a flipped byte in a key blob");
-	rm_rf(dir);
+	party_rm_rf(dir);
 }
 
 static void
@@ -460,6 +441,6 @@ main(void)
 	test_changes();
 	test_lock_contention();
 	test_damage();
-	rm_rf(root);
+	party_rm_rf(root);
 	return done_testing();
 }

@@ -17,17 +17,6 @@ static const struct tcp_limits deflim = {
 	.rto_max_ms = 16000, .idle_ms = 30000, .fin_ms = 10000, .time_wait_ms = 2000,
 };
 
-static uint64_t prng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t
-prng(void)
-{
-	/* xorshift64*: a fixed seed makes every run the same */
-	prng_state ^= prng_state >> 12;
-	prng_state ^= prng_state << 25;
-	prng_state ^= prng_state >> 27;
-	return prng_state * 0x2545f4914f6cdd1dull;
-}
 
 /* The byte a peer sends at sequence number s, so any misplaced byte shows. */
 static inline uint8_t
@@ -1077,9 +1066,9 @@ test_syn_flood(void)
 	th_answer(&h, 100, 10);
 	for (uint32_t k = 0; k < 100000; k++) {
 		th_peer_init(&f, 1000 + k);
-		f.ip = 0x0b000000u + (uint32_t)(prng() & 0xffffff);
-		f.port = (uint16_t)(1024 + prng() % 60000);
-		f.isn = (uint32_t)prng();
+		f.ip = 0x0b000000u + (uint32_t)(tap_prng() & 0xffffff);
+		f.port = (uint16_t)(1024 + tap_prng() % 60000);
+		f.isn = (uint32_t)tap_prng();
 		th_syn(&h, &f);
 		s = th_pop(&h);
 		synacks += s != NULL && s->flags == (TCPH_SYN | TCPH_ACK) && s->ack == f.isn + 1;
@@ -1292,10 +1281,10 @@ fz_drain(struct th *h, struct fz_peer *fp)
 static void
 fz_options(uint8_t *o, size_t *n)
 {
-	size_t len = prng() % 12;
+	size_t len = tap_prng() % 12;
 
 	for (size_t k = 0; k < len; k++)
-		o[k] = (uint8_t)(prng() % 5 == 0 ? prng() : prng() % 9);
+		o[k] = (uint8_t)(tap_prng() % 5 == 0 ? tap_prng() : tap_prng() % 9);
 	*n = len;
 }
 
@@ -1325,28 +1314,28 @@ test_fuzz(void)
 	h.mode = TH_ECHO;
 	/* a fixed seed by default; TVS_TCP_FUZZ_SEED explores others */
 	if (getenv("TVS_TCP_FUZZ_SEED") != NULL) {
-		prng_state = strtoull(getenv("TVS_TCP_FUZZ_SEED"), NULL, 0) | 1;
-		diag("fuzz seed %#llx", (unsigned long long)prng_state);
+		tap_prng_state = strtoull(getenv("TVS_TCP_FUZZ_SEED"), NULL, 0) | 1;
+		diag("fuzz seed %#llx", (unsigned long long)tap_prng_state);
 	}
 	for (int k = 0; k < FZ_PEERS; k++) {
 		memset(&fp[k], 0, sizeof(fp[k]));
 		th_peer_init(&fp[k].p, 100 + (uint32_t)k);
-		fp[k].p.ws = (int)(prng() % 16) - 1;
+		fp[k].p.ws = (int)(tap_prng() % 16) - 1;
 	}
 	th_peer_init(&stranger, 999);
 	for (unsigned r = 0; r < FZ_ROUNDS_MAX && checks_ok &&
 		tcp_stats(h.e)->segs_in < FZ_SEGMENTS; r++) {
-		struct fz_peer *f = &fp[prng() % FZ_PEERS];
+		struct fz_peer *f = &fp[tap_prng() % FZ_PEERS];
 		struct th_peer *p = &f->p;
-		uint64_t x = prng();
+		uint64_t x = tap_prng();
 		unsigned accepts = h.accepts;
-		int32_t d = (int32_t)(prng() % 5 == 0 ? prng() % 20000 : prng() % 200) - (x % 7 == 0 ? 10000 : 100);
-		size_t n = prng() % 5 == 0 ? prng() % 1600 : prng() % 100, optlen = 0;
+		int32_t d = (int32_t)(tap_prng() % 5 == 0 ? tap_prng() % 20000 : tap_prng() % 200) - (x % 7 == 0 ? 10000 : 100);
+		size_t n = tap_prng() % 5 == 0 ? tap_prng() % 1600 : tap_prng() % 100, optlen = 0;
 		uint8_t fl;
 
 		switch (x % 16) {
 		case 0:
-			p->isn = (uint32_t)prng();
+			p->isn = (uint32_t)tap_prng();
 			th_syn(&h, p);
 			break;
 		case 1:
@@ -1355,42 +1344,42 @@ test_fuzz(void)
 			break;
 		case 2: case 3: case 4: case 5:
 			/* data near where the peer is, pattern bytes, random flags */
-			fl = (uint8_t)(TCPH_ACK | (prng() % 8 == 0 ? TCPH_FIN : 0));
-			fl |= prng() % 2 ? TCPH_PSH : 0;
-			if (prng() % 3 == 0)
+			fl = (uint8_t)(TCPH_ACK | (tap_prng() % 8 == 0 ? TCPH_FIN : 0));
+			fl |= tap_prng() % 2 ? TCPH_PSH : 0;
+			if (tap_prng() % 3 == 0)
 				d = 0;
 			pat_fill(buf, p->snd_nxt + (uint32_t)d, n);
 			th_in_raw(&h, p, fl, p->snd_nxt + (uint32_t)d,
-				p->rcv_nxt + (uint32_t)(prng() % 4 == 0 ? d : 0), p->win, NULL, 0, buf, n);
+				p->rcv_nxt + (uint32_t)(tap_prng() % 4 == 0 ? d : 0), p->win, NULL, 0, buf, n);
 			if (d == 0)
 				p->snd_nxt += (uint32_t)n + !!(fl & TCPH_FIN);
 			break;
 		case 6:
-			p->win = (uint16_t)(prng() % 4 == 0 ? 0 : prng());
+			p->win = (uint16_t)(tap_prng() % 4 == 0 ? 0 : tap_prng());
 			th_ack(&h, p);
 			break;
 		case 7:
 			th_fin(&h, p);
 			break;
 		case 8:
-			fl = TCPH_RST | (prng() % 2 ? TCPH_ACK : 0);
-			if (prng() % 3 == 0)
+			fl = TCPH_RST | (tap_prng() % 2 ? TCPH_ACK : 0);
+			if (tap_prng() % 3 == 0)
 				d = 0;
 			th_in_raw(&h, p, fl, p->snd_nxt + (uint32_t)d, p->rcv_nxt, 0, NULL, 0, NULL, 0);
 			break;
 		case 9:
 			/* any flags, any window (one draw, so every compiler agrees) */
-			x = prng();
+			x = tap_prng();
 			th_in_raw(&h, p, (uint8_t)x, p->snd_nxt + (uint32_t)d, p->rcv_nxt + (uint32_t)d,
 				(uint16_t)(x >> 8), NULL, 0, NULL, 0);
 			break;
 		case 10: {
 			/* garbage from a stranger: random header bytes, any length */
-			size_t len = prng() % 80;
+			size_t len = tap_prng() % 80;
 
 			for (size_t k = 0; k < len; k++)
-				buf[k] = (uint8_t)prng();
-			if (len >= 4 && prng() % 2) {
+				buf[k] = (uint8_t)tap_prng();
+			if (len >= 4 && tap_prng() % 2) {
 				th_put16(buf, stranger.port);
 				th_put16(buf + 2, TH_PORT);
 			}
@@ -1401,28 +1390,28 @@ test_fuzz(void)
 			/* options of every shape on a peer's segment */
 			fz_options(opt, &optlen);
 			pat_fill(buf, p->snd_nxt, n);
-			th_in_raw(&h, p, TCPH_ACK | (prng() % 4 == 0 ? TCPH_SYN : 0), p->snd_nxt,
+			th_in_raw(&h, p, TCPH_ACK | (tap_prng() % 4 == 0 ? TCPH_SYN : 0), p->snd_nxt,
 				p->rcv_nxt, p->win, opt, optlen, buf, n);
 			break;
 		case 12:
-			th_advance(&h, (prng() % 3000) * TH_MS);
+			th_advance(&h, (tap_prng() % 3000) * TH_MS);
 			break;
 		case 13: {
-			uint32_t c = (uint32_t)(prng() % (l.max_conns + 2));
+			uint32_t c = (uint32_t)(tap_prng() % (l.max_conns + 2));
 
-			switch (prng() % 4) {
+			switch (tap_prng() % 4) {
 			case 0: tcp_close(h.e, c); break;
 			case 1: tcp_abort(h.e, c); break;
-			default: tcp_send(h.e, c, buf, prng() % 3000); break;
+			default: tcp_send(h.e, c, buf, tap_prng() % 3000); break;
 			}
 			break;
 		}
 		default:
-			th_advance(&h, (1 + prng() % 50) * TH_MS);
+			th_advance(&h, (1 + tap_prng() % 50) * TH_MS);
 			break;
 		}
 		fz_drain(&h, fp);
-		if (prng() % 3 == 0 && f->synced)
+		if (tap_prng() % 3 == 0 && f->synced)
 			th_ack(&h, p);
 		fz_drain(&h, fp);
 		if (h.accepts != accepts) {

@@ -15,17 +15,6 @@ static const struct tftp_limits default_limits = {
 	.max_transfers = 16, .port_base = 20000,
 };
 
-static uint64_t prng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t
-prng(void)
-{
-	/* xorshift64*: a fixed seed makes every run the same */
-	prng_state ^= prng_state >> 12;
-	prng_state ^= prng_state << 25;
-	prng_state ^= prng_state >> 27;
-	return prng_state * 0x2545f4914f6cdd1dull;
-}
 
 static uint8_t *
 make_file(size_t len, unsigned seed)
@@ -872,7 +861,7 @@ test_netascii(void)
 	char tsize[32];
 
 	for (size_t i = 0; i < len; i++) {
-		uint64_t r = prng() % 8;
+		uint64_t r = tap_prng() % 8;
 
 		d[i] = r == 0 ? '\n' : r == 1 ? '\r' : (uint8_t)('a' + r);
 	}
@@ -970,39 +959,39 @@ random_datagram(uint8_t *buf, size_t *len, bool on69)
 	static const char *const modes[] = { "octet", "netascii", "OCTET", "mail", "" };
 	static const char *const onames[] = { "blksize", "tsize", "timeout", "windowsize", "x" };
 	static const char *const ovals[] = { "0", "8", "512", "70000", "abc", "", "65535", "4" };
-	uint64_t r = prng();
+	uint64_t r = tap_prng();
 
 	if (r % 4 == 0) {
 		/* raw bytes */
-		*len = (size_t)(prng() % 600);
+		*len = (size_t)(tap_prng() % 600);
 		for (size_t i = 0; i < *len; i++)
-			buf[i] = (uint8_t)prng();
-		if (*len >= 2 && prng() % 2)
-			buf[0] = 0, buf[1] = (uint8_t)(prng() % 8);
+			buf[i] = (uint8_t)tap_prng();
+		if (*len >= 2 && tap_prng() % 2)
+			buf[0] = 0, buf[1] = (uint8_t)(tap_prng() % 8);
 		return;
 	}
 	if (on69) {
 		const char *opts[9];
-		unsigned k = 0, no = (unsigned)(prng() % 4);
+		unsigned k = 0, no = (unsigned)(tap_prng() % 4);
 
 		for (unsigned i = 0; i < no; i++) {
-			opts[k++] = onames[prng() % 5];
-			opts[k++] = ovals[prng() % 8];
+			opts[k++] = onames[tap_prng() % 5];
+			opts[k++] = ovals[tap_prng() % 8];
 		}
 		opts[k] = NULL;
-		*len = h_req(buf, 600, (uint16_t)(prng() % 3 ? TFTP_RRQ : prng() % 8),
-			names[prng() % 7], modes[prng() % 5], opts);
-		if (prng() % 8 == 0 && *len > 0)
-			*len = (size_t)(prng() % *len);	/* truncate */
+		*len = h_req(buf, 600, (uint16_t)(tap_prng() % 3 ? TFTP_RRQ : tap_prng() % 8),
+			names[tap_prng() % 7], modes[tap_prng() % 5], opts);
+		if (tap_prng() % 8 == 0 && *len > 0)
+			*len = (size_t)(tap_prng() % *len);	/* truncate */
 		return;
 	}
 	buf[0] = 0;
-	buf[1] = (uint8_t)(prng() % 8 == 0 ? TFTP_ERROR : TFTP_ACK);
-	buf[2] = (uint8_t)(prng() % 4 ? 0 : prng());
-	buf[3] = (uint8_t)(prng() % 16);
-	*len = 4 + (size_t)(prng() % 8 == 0 ? prng() % 8 : 0);
+	buf[1] = (uint8_t)(tap_prng() % 8 == 0 ? TFTP_ERROR : TFTP_ACK);
+	buf[2] = (uint8_t)(tap_prng() % 4 ? 0 : tap_prng());
+	buf[3] = (uint8_t)(tap_prng() % 16);
+	*len = 4 + (size_t)(tap_prng() % 8 == 0 ? tap_prng() % 8 : 0);
 	for (size_t i = 4; i < *len; i++)
-		buf[i] = (uint8_t)prng();
+		buf[i] = (uint8_t)tap_prng();
 }
 
 static void
@@ -1021,19 +1010,19 @@ test_fuzz(void)
 	h_publish(&h, "b.bin", b, 512 * 3);
 	h_publish(&h, "ITLFile.tlv", a, 100);
 	for (unsigned i = 0; i < 100000; i++) {
-		struct tftp_peer from = { 0x0a000000u + (uint32_t)(prng() % 4),
-			(uint16_t)(prng() % 64 == 0 ? 0 : 1000 + prng() % 4) };
-		bool on69 = prng() % 3 == 0;
+		struct tftp_peer from = { 0x0a000000u + (uint32_t)(tap_prng() % 4),
+			(uint16_t)(tap_prng() % 64 == 0 ? 0 : 1000 + tap_prng() % 4) };
+		bool on69 = tap_prng() % 3 == 0;
 		uint16_t port = on69 ? TFTP_PORT :
-			(uint16_t)(lim.port_base - 1 + prng() % (lim.max_transfers + 2));
+			(uint16_t)(lim.port_base - 1 + tap_prng() % (lim.max_transfers + 2));
 		size_t len;
 
 		random_datagram(buf, &len, on69);
 		h_input(&h, &from, port, buf, len);
-		if (prng() % 16 == 0)
-			h_advance(&h, prng() % (2 * SEC));
-		if (prng() % 1024 == 0)
-			h_publish(&h, "a.bin", a, (size_t)(prng() % 4000));
+		if (tap_prng() % 16 == 0)
+			h_advance(&h, tap_prng() % (2 * SEC));
+		if (tap_prng() % 1024 == 0)
+			h_publish(&h, "a.bin", a, (size_t)(tap_prng() % 4000));
 		if (tftp_active(h.e) > worst)
 			worst = tftp_active(h.e);
 		if (tftp_active(h.e) > lim.max_transfers)
