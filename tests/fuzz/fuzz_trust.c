@@ -9,27 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_need.h"
 #include "file.h"
 
 static EVP_PKEY *key;
 static struct trust_cert cert;
-
-static void
-need(int cond, const char *what)
-{
-	if (!cond) {
-		fprintf(stderr, "contract broken: %s\n", what);
-		abort();
-	}
-}
-
-static void
-need_view(const struct trust_bytes *v, const uint8_t *d, size_t n, const char *what)
-{
-	if (v->len == 0)
-		return;
-	need(v->p >= d && v->p + v->len <= d + n, what);
-}
 
 static void
 need_message(int rc, const struct trust_err *err, const char *what)

@@ -9,27 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_need.h"
 #include "tvs.h"
 
 static const uint8_t known_der[] = { 0x30, 0x03, 0x02, 0x01, 0x05 };
 static const uint8_t known_roles[] = { 0, 3 };
-
-static void
-need(int cond, const char *what)
-{
-	if (!cond) {
-		fprintf(stderr, "contract broken: %s\n", what);
-		abort();
-	}
-}
-
-static void
-need_view(const struct trust_bytes *v, const uint8_t *d, size_t n, const char *what)
-{
-	if (v->p == NULL || v->len == 0)
-		return;
-	need(v->p >= d && v->p + v->len <= d + n, what);
-}
 
 /* Every lookup "finds" the same entry, so both answer paths run. */
 static int
