@@ -26,6 +26,7 @@
 enum cfg_sec {
 	SEC_TVSD,
 	SEC_TFTP,
+	SEC_TVS,
 	SEC_PORT,	/* port0 .. port<CFG_MAX_PORTS-1> */
 };
 
@@ -36,6 +37,8 @@ enum cfg_type {
 	T_LOGLEVEL,
 	T_IPV4_PREFIX,	/* address/prefix */
 	T_LCORES,	/* "all" or a list like 1,3-5 */
+	T_STRING,	/* any text that fits the field */
+	T_CHOICE,	/* one word of choices, stored as its index (uint8_t) */
 };
 
 struct cfg_item {
@@ -47,6 +50,7 @@ struct cfg_item {
 	size_t off;		/* in struct tvs_config, or struct cfg_port */
 	size_t size;
 	const char *help;
+	const char *choices;	/* T_CHOICE: words separated by '|' */
 };
 
 #define CF(f) offsetof(struct tvs_config, f), sizeof(((struct tvs_config *)0)->f)
@@ -79,6 +83,41 @@ static const struct cfg_item cfg_schema[] = {
 		"concurrent transfers of one worker lcore (each uses one UDP port)" },
 	{ SEC_TFTP, "port-base", T_UINT, 1024, 65535, "49152", CF(tftp.port_base),
 		"first transfer port; worker i owns [base + i*max, base + (i+1)*max)" },
+
+	{ SEC_TVS, "enabled", T_BOOL, 0, 0, "yes", CF(tvs.enabled),
+		"serve TVS (TLS on TCP) from the worker lcores" },
+	{ SEC_TVS, "port", T_UINT, 1, 65535, "2445", CF(tvs.port),
+		"TCP port of the TVS (FORMATS section 3.1)" },
+	{ SEC_TVS, "max-conns-per-core", T_UINT, 1, 65536, "1024", CF(tvs.max_conns),
+		"TCP connections one worker lcore holds; beyond, a handshake is refused with RST" },
+	{ SEC_TVS, "idle-timeout-ms", T_UINT, 100, 3600000, "30000", CF(tvs.idle_timeout_ms),
+		"an open connection without progress (no byte in or acknowledged) is reset" },
+	{ SEC_TVS, "request-timeout-ms", T_UINT, 100, 600000, "10000",
+		CF(tvs.request_timeout_ms),
+		"the TLS handshake, and each request once started, must complete within this; "
+		"else the connection is closed (counted in tvs_request_timeouts)" },
+	{ SEC_TVS, "min-tls", T_CHOICE, 0, 0, "1.0", CF(tvs.min_tls),
+		"lowest TLS version accepted: 1.0 1.1 1.2 1.3 (7900-series phones speak 1.0)",
+		"1.0|1.1|1.2|1.3" },
+	{ SEC_TVS, "max-tls", T_CHOICE, 0, 0, "1.3", CF(tvs.max_tls),
+		"highest TLS version accepted: 1.0 1.1 1.2 1.3", "1.0|1.1|1.2|1.3" },
+	{ SEC_TVS, "ciphers", T_STRING, 0, 0, "DEFAULT:@SECLEVEL=0", CF(tvs.ciphers),
+		"OpenSSL cipher list for TLS 1.0-1.2; @SECLEVEL=0 keeps AES256-SHA for TLS 1.0 "
+		"phones (FORMATS section 8.11)" },
+	{ SEC_TVS, "ciphersuites", T_STRING, 0, 0, "default", CF(tvs.ciphersuites),
+		"OpenSSL TLS 1.3 ciphersuites, `default` for OpenSSL's" },
+	{ SEC_TVS, "offload", T_CHOICE, 0, 0, "thread", CF(tvs.offload),
+		"where RSA private-key operations of handshakes run: `none` (inline on the worker) "
+		"or `thread` (an EAL control thread, while the worker goes on polling)",
+		"none|thread" },
+	{ SEC_TVS, "handshake-budget", T_UINT, 1, 1024, "4", CF(tvs.handshake_budget),
+		"TLS handshake steps one worker runs per loop turn; later ones wait for the next "
+		"turn so that packets and TFTP keep flowing" },
+	{ SEC_TVS, "ticket-rotate-s", T_UINT, 60, 86400, "3600", CF(tvs.ticket_rotate_s),
+		"session-ticket key rotation period; a ticket resumes for one to two periods, "
+		"session IDs for one" },
+	{ SEC_TVS, "session-cache", T_UINT, 1, 1000000, "20000", CF(tvs.session_cache),
+		"TLS session IDs cached per worker lcore (tickets need no cache)" },
 
 	{ SEC_PORT, "address", T_IPV4_PREFIX, 0, 0, NULL, 0, 0,
 		"IPv4 address and prefix length of the port, e.g. `10.99.0.2/24` (required)" },
@@ -395,6 +434,26 @@ cfg_parse_prefix(const char *v, struct cfg_port *p, char *why, size_t whysz)
 }
 
 static int
+cfg_parse_choice(const char *v, const char *choices, uint8_t *out, char *why, size_t whysz)
+{
+	size_t n = strlen(v);
+	uint8_t i = 0;
+
+	for (const char *c = choices; c != NULL; i++) {
+		const char *bar = strchr(c, '|');
+		size_t len = bar != NULL ? (size_t)(bar - c) : strlen(c);
+
+		if (len == n && strncmp(c, v, n) == 0) {
+			*out = i;
+			return 0;
+		}
+		c = bar != NULL ? bar + 1 : NULL;
+	}
+	snprintf(why, whysz, "'%s' is not one of %s", v, choices);
+	return -1;
+}
+
+static int
 cfg_parse_lcores(const char *v, struct tvs_config *c, char *why, size_t whysz)
 {
 	const char *s = v;
@@ -478,6 +537,15 @@ cfg_parse_value(const struct cfg_item *it, const char *v, struct tvs_config *c,
 		return cfg_parse_prefix(v, p, why, whysz);
 	case T_LCORES:
 		return cfg_parse_lcores(v, c, why, whysz);
+	case T_STRING:
+		if (strlen(v) >= it->size) {
+			snprintf(why, whysz, "longer than %zu bytes", it->size - 1);
+			return -1;
+		}
+		memcpy(field, v, strlen(v) + 1);
+		return 0;
+	case T_CHOICE:
+		return cfg_parse_choice(v, it->choices, field, why, whysz);
 	}
 	return -1;
 }
@@ -499,6 +567,8 @@ cfg_section_kind(const char *name, unsigned *portno)
 		return SEC_TVSD;
 	if (strcmp(name, "tftp") == 0)
 		return SEC_TFTP;
+	if (strcmp(name, "tvs") == 0)
+		return SEC_TVS;
 	if (strncmp(name, "port", 4) == 0 && isdigit((unsigned char)name[4])
 	    && name[5] == '\0' && name[4] - '0' < CFG_MAX_PORTS) {
 		*portno = (unsigned)(name[4] - '0');
@@ -565,7 +635,7 @@ cfg_apply_defaults(const struct cfg_scan *sc, const char *sec, enum cfg_sec kind
 static void
 cfg_load_all(struct rte_cfgfile *f, const struct cfg_scan *sc, struct tvs_config *c)
 {
-	static const char *const fixed[] = { "tvsd", "tftp" };
+	static const char *const fixed[] = { "tvsd", "tftp", "tvs" };
 	bool given[CFG_NITEMS];
 
 	/* Unknown sections first: they get no defaults. */
@@ -574,10 +644,10 @@ cfg_load_all(struct rte_cfgfile *f, const struct cfg_scan *sc, struct tvs_config
 
 		if (cfg_section_kind(sc->secs[i].name, &pn) < 0)
 			cfg_error(sc->err, sc->file, sc->secs[i].line,
-				"unknown section [%s] (known: [tvsd], [tftp], [port0]..[port%d])",
+				"unknown section [%s] (known: [tvsd], [tftp], [tvs], [port0]..[port%d])",
 				sc->secs[i].name, CFG_MAX_PORTS - 1);
 	}
-	for (unsigned i = 0; i < 2; i++) {
+	for (unsigned i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
 		memset(given, 0, sizeof(given));
 		cfg_load_section(f, sc, fixed[i], (enum cfg_sec)i, c, NULL, given);
 		cfg_apply_defaults(sc, fixed[i], (enum cfg_sec)i, c, NULL, given);
@@ -608,6 +678,9 @@ cfg_check_all(const struct cfg_scan *sc, struct tvs_config *c)
 		cfg_error(sc->err, sc->file, cfg_key_line(sc, "tftp", "port-base"),
 			"port-base %u + max-transfers-per-core %u goes beyond port 65535",
 			c->tftp.port_base, c->tftp.max_transfers);
+	if (c->tvs.min_tls > c->tvs.max_tls)
+		cfg_error(sc->err, sc->file, cfg_key_line(sc, "tvs", "min-tls"),
+			"min-tls is above max-tls");
 	if (!c->workers_all && c->workers[0] == 0 && c->workers[1] == 0)
 		cfg_error(sc->err, sc->file, cfg_key_line(sc, "tvsd", "workers"),
 			"no worker lcore selected");
@@ -700,6 +773,14 @@ cfg_type_doc(const struct cfg_item *it, char *buf, size_t sz)
 	case T_LOGLEVEL: return "log level";
 	case T_IPV4_PREFIX: return "IPv4/prefix";
 	case T_LCORES: return "lcore list";
+	case T_STRING: return "string";
+	case T_CHOICE:
+		/* '|' would split the Markdown table cell */
+		snprintf(buf, sz, "one of %s", it->choices);
+		for (char *b = buf; *b != '\0'; b++)
+			if (*b == '|')
+				*b = '/';
+		return buf;
 	}
 	return "?";
 }
@@ -708,11 +789,13 @@ void
 cfg_doc_print(FILE *f)
 {
 	static const char *const heads[] = {
-		"[tvsd]", "[tftp]", "[port0] .. [port7]",
+		"[tvsd]", "[tftp]", "[tvs]", "[port0] .. [port7]",
 	};
 	static const char *const intros[] = {
 		"The daemon itself.",
 		"The TFTP server of every worker lcore.",
+		"The TVS of every worker lcore: TLS on TCP, answered from the publication's "
+		"certificates with its TVS certificate and key (`tvs/tvs.pem`, `tvs/tvs.key`).",
 		"One section per DPDK port (the N of `portN` is the DPDK port id). "
 		"Every worker lcore polls one RX/TX queue pair of every port.",
 	};

@@ -44,6 +44,28 @@ struct cfg_tftp {
 	uint16_t port_base;		/* first transfer port of worker 0 */
 };
 
+/* [tvs]: the TVS (TLS on TCP) of every worker lcore. */
+enum cfg_tls_version { CFG_TLS1_0, CFG_TLS1_1, CFG_TLS1_2, CFG_TLS1_3 };
+enum cfg_offload { CFG_OFFLOAD_NONE, CFG_OFFLOAD_THREAD };
+
+#define CFG_STRING_MAX 256	/* CFG_VALUE_LEN of rte_cfgfile */
+
+struct cfg_tvs {
+	bool enabled;
+	uint16_t port;			/* TCP listening port */
+	uint32_t max_conns;		/* per worker lcore */
+	uint32_t idle_timeout_ms;	/* TCP: no progress in an open connection */
+	uint32_t request_timeout_ms;	/* handshake, or a request once started */
+	uint8_t min_tls;		/* enum cfg_tls_version */
+	uint8_t max_tls;
+	char ciphers[CFG_STRING_MAX];	/* TLS 1.0-1.2 */
+	char ciphersuites[CFG_STRING_MAX];	/* TLS 1.3; "default": OpenSSL's */
+	uint8_t offload;		/* enum cfg_offload */
+	uint32_t handshake_budget;	/* handshake steps per loop turn */
+	uint32_t ticket_rotate_s;
+	uint32_t session_cache;		/* session IDs per lcore */
+};
+
 struct tvs_config {
 	char path[CFG_PATH_MAX];	/* the file it came from */
 	char publications[CFG_PATH_MAX];
@@ -53,6 +75,7 @@ struct tvs_config {
 	int log_level;			/* RTE_LOG_* numbering: 1 emerg .. 8 debug */
 	uint32_t mbufs;			/* per NUMA socket */
 	struct cfg_tftp tftp;
+	struct cfg_tvs tvs;
 	struct cfg_port ports[CFG_MAX_PORTS];
 	unsigned nports;		/* sections present */
 };

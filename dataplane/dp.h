@@ -31,7 +31,9 @@
 
 #include "cfg.h"
 #include "dp_cache.h"
+#include "tcp.h"
 #include "tftp.h"
+#include "tvs_session.h"
 
 #define DP_BURST 32
 #define DP_PREFETCH 4		/* packets ahead */
@@ -39,6 +41,8 @@
 #define DP_MAX_PORTS CFG_MAX_PORTS
 #define DP_DRAIN_US 100		/* under load, TX buffers flushed at least this often */
 #define DP_STATS_US 1000	/* engine counters copied out this often */
+#define DP_RSS_KEY_MAX 64
+#define DP_RETA_MAX 512
 
 extern int dp_logtype;
 extern int dp_logtype_ctl;
@@ -55,7 +59,9 @@ extern int dp_logtype_ctl;
 	X(drop_runt) X(drop_vlan) X(drop_ethertype) X(drop_arp) \
 	X(drop_ip_hdr) X(drop_ip_cksum) X(drop_ip_frag) X(drop_ip_dst) X(drop_ip_proto) \
 	X(drop_icmp) X(drop_udp_hdr) X(drop_udp_cksum) X(drop_udp_port) \
-	X(drop_ring_full) X(drop_nombuf) X(drop_tx_full) X(drop_no_peer) X(drop_too_big)
+	X(drop_ring_full) X(drop_nombuf) X(drop_tx_full) X(drop_no_peer) X(drop_too_big) \
+	X(tcp_pkts) X(drop_tcp_hdr) X(drop_tcp_cksum) X(drop_tcp_port) \
+	X(tvs_request_timeouts) X(tvs_deferred) X(tvs_no_tls)
 
 enum dp_counter {
 #define DP_ENUM(n) DP_C_ ## n,
@@ -73,6 +79,10 @@ struct dp_stats {
 	uint64_t active;		/* transfers in progress */
 	uint64_t generation;		/* publication the lcore last saw */
 	struct dp_cache_counters cert;	/* certificate cache lookups (dp_cache.c) */
+	struct tcp_stats tcp;		/* copied from the TCP engine every DP_STATS_US */
+	struct tvs_stats tvs;		/* copied from the TVS session engine */
+	uint64_t tcp_conns;		/* TCP slots in use, TIME_WAIT included */
+	uint64_t tvs_open;		/* TVS sessions alive */
 };
 
 /* Where a transfer's replies go: learned from the request. */
@@ -92,6 +102,10 @@ struct dp_port {
 	uint16_t vlan;			/* 0: untagged */
 	uint16_t mtu;			/* what the PMD really has */
 	bool tx_cksum;			/* IPv4 + UDP checksum offload */
+	bool tx_tcp_cksum;		/* IPv4 + TCP checksum offload */
+	uint16_t reta_size;		/* RSS over TCP known: the NIC's table, */
+	uint8_t rss_key[DP_RSS_KEY_MAX];	/* so dp_tcp_owner hashes like it */
+	uint16_t reta[DP_RETA_MAX];
 	bool rss;
 };
 
@@ -102,6 +116,7 @@ struct dp_lcore {
 	struct rte_ring *ring;		/* hand-offs to this lcore */
 	struct rte_eth_dev_tx_buffer *txb[DP_MAX_PORTS];
 	struct tftp_engine *tftp;
+	struct dp_tvs *tvs;		/* TCP + TLS + TVS (dp_tvs.c); NULL when off */
 	uint16_t port_base;		/* of this engine */
 	struct dp_l2 *slot_l2;		/* per transfer slot */
 	const struct dp_l2 *cur;	/* sender of the packet being input */
@@ -137,6 +152,33 @@ int dp_worker_main(void *arg);
 void dp_workers_free(void);
 extern const struct tftp_ops dp_tftp_ops;
 
+/*
+ * dp_tvs.c: the TVS on TCP 2445 of every worker lcore (TCP engine, TLS
+ * sessions, private-key offload) and its main-lcore side (TLS contexts
+ * per generation, ticket key rotation, the offload thread).
+ */
+struct dp_tvs;
+struct dp_tvs_gen;
+struct rte_ether_hdr;
+struct rte_ipv4_hdr;
+int dp_tvs_init(void);				/* main, before the workers' init */
+int dp_tvs_lcore_init(struct dp_lcore *lc);	/* main, per worker */
+int dp_tvs_start(void);				/* main, before the launch */
+void dp_tvs_lcore_start(struct dp_lcore *lc);	/* on the worker, at its start */
+void dp_tvs_turn(struct dp_lcore *lc, uint64_t now);	/* on the worker, every turn */
+void dp_tvs_lcore_stop(struct dp_lcore *lc);	/* on the worker, at its end */
+void dp_tvs_snapshot(struct dp_lcore *lc);
+void dp_tcp_input(struct dp_lcore *lc, uint16_t pidx, struct rte_mbuf *m,
+	const struct rte_ether_hdr *eth, const struct rte_ipv4_hdr *ip, unsigned l4len,
+	uint64_t now);
+void dp_tvs_main_tick(void);			/* main loop: ticket keys */
+void dp_tvs_offload_stop(void);			/* main, after the workers stopped */
+void dp_tvs_lcore_free(struct dp_lcore *lc);
+void dp_tvs_fini(void);				/* after the last generation is freed */
+struct dp_tvs_gen *dp_tvs_gen_new(const struct publication *p, const struct dp_tvs_gen *prev);
+void dp_tvs_gen_free(struct dp_tvs_gen *g);
+void dp_tvs_json(FILE *f);			/* status: TVS identity and settings */
+
 /* dp_pub.c: generations of the publication */
 int dp_pub_init(void);
 int dp_pub_reload(char *msg, size_t msgsz);
@@ -162,6 +204,9 @@ int dp_telemetry_init(void);
  */
 const struct dp_cache *dp_pub_cache(unsigned lcore);
 struct tvs_lookup dp_pub_tvs_lookup(unsigned lcore);
+/* The TLS contexts of the generation being served (NULL: none), for a
+ * worker between two quiescent states. */
+const struct dp_tvs_gen *dp_pub_tvs_gen(void);
 
 /* Publication lookups for the TFTP engine (tftp_ops). */
 int dp_pub_lookup(void *ctx, const char *name, struct tftp_file *f);

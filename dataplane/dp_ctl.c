@@ -86,6 +86,7 @@ dp_ctl_status(FILE *f, const char *arg __rte_unused)
 	}
 	fputs("],", f);
 	dp_pub_json(f);
+	dp_tvs_json(f);
 }
 
 static void

@@ -3,8 +3,9 @@
  *
  * Every function here takes the lcore's own struct and one mbuf, and
  * either sends a reply (in place: ARP, ICMP echo), gives the datagram to
- * the TFTP engine, hands the mbuf to the lcore that owns its transfer port,
- * or drops it and counts why. No allocation but mbufs, no locks, no
+ * the TFTP engine or the TCP segment to the TVS (dp_tvs.c), hands the mbuf
+ * to the lcore that owns its transfer port or TCP connection, or drops it
+ * and counts why. No allocation but mbufs, no locks, no
  * syscalls, no logging.
  */
 #ifndef DP_HOT_H
@@ -28,6 +29,81 @@ dp_tx(struct dp_lcore *lc, uint16_t pidx, struct rte_mbuf *m)
 {
 	lc->stats.c[DP_C_tx_pkts] += rte_eth_tx_buffer(dp_app.ports[pidx].id,
 		(uint16_t)lc->worker, lc->txb[pidx], m);
+}
+
+/*
+ * A new frame from port p to l2 for l4len bytes of protocol proto: the
+ * Ethernet (+ VLAN tag) and IPv4 headers filled, *l4 at the L4 header,
+ * *l2len the length of the link-layer headers. NULL when no mbuf (counted).
+ */
+static inline struct rte_mbuf *
+dp_ipv4_frame(struct dp_lcore *lc, const struct dp_port *p, const struct dp_l2 *l2,
+	uint8_t proto, size_t l4len, uint8_t **l4, size_t *l2len)
+{
+	struct rte_ether_hdr *eth;
+	struct rte_ipv4_hdr *ip;
+	struct rte_mbuf *m;
+	size_t len;
+
+	*l2len = sizeof(*eth) + (p->vlan ? RTE_VLAN_HLEN : 0);
+	len = *l2len + sizeof(*ip) + l4len;
+	m = rte_pktmbuf_alloc(lc->pool);
+	if (unlikely(m == NULL)) {
+		lc->stats.c[DP_C_drop_nombuf]++;
+		return NULL;
+	}
+	eth = len <= rte_pktmbuf_tailroom(m)
+		? (struct rte_ether_hdr *)rte_pktmbuf_append(m, (uint16_t)len) : NULL;
+	if (unlikely(eth == NULL)) {
+		DP_DROP(lc, m, drop_too_big);
+		return NULL;
+	}
+	rte_ether_addr_copy(&l2->mac, &eth->dst_addr);
+	rte_ether_addr_copy(&p->mac, &eth->src_addr);
+	if (p->vlan != 0) {
+		struct rte_vlan_hdr *vh = (struct rte_vlan_hdr *)(eth + 1);
+
+		eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_VLAN);
+		vh->vlan_tci = rte_cpu_to_be_16(p->vlan);
+		vh->eth_proto = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+		ip = (struct rte_ipv4_hdr *)(vh + 1);
+	} else {
+		eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+		ip = (struct rte_ipv4_hdr *)(eth + 1);
+	}
+	ip->version_ihl = RTE_IPV4_VHL_DEF;
+	ip->type_of_service = 0;
+	ip->total_length = rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + l4len));
+	ip->packet_id = rte_cpu_to_be_16(lc->ip_id++);
+	ip->fragment_offset = RTE_BE16(RTE_IPV4_HDR_DF_FLAG);
+	ip->time_to_live = 64;
+	ip->next_proto_id = proto;
+	ip->hdr_checksum = 0;
+	ip->src_addr = p->ip_be;
+	ip->dst_addr = l2->ip;
+	*l4 = (uint8_t *)(ip + 1);
+	return m;
+}
+
+/*
+ * IPv4 and L4 checksums of a frame from dp_ipv4_frame whose payload is in
+ * place and whose L4 checksum field is zero: the IPv4 one is filled, the
+ * L4 one returned. By the NIC when it can (offload: the pseudo-header sum
+ * is returned), else here. l4flag: RTE_MBUF_F_TX_UDP_CKSUM or _TCP_CKSUM.
+ */
+static inline rte_be16_t
+dp_ipv4_cksum(struct rte_mbuf *m, size_t l2len, bool offload, uint64_t l4flag)
+{
+	struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, l2len);
+
+	if (offload) {
+		m->l2_len = l2len;
+		m->l3_len = sizeof(*ip);
+		m->ol_flags = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | l4flag;
+		return rte_ipv4_phdr_cksum(ip, m->ol_flags);
+	}
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	return rte_ipv4_udptcp_cksum(ip, ip + 1);
 }
 
 /* Ethernet header of a reply in place: back to the sender, from us. */
@@ -213,6 +289,8 @@ dp_ipv4_input(struct dp_lcore *lc, uint16_t pidx, struct rte_mbuf *m,
 	rte_pktmbuf_trim(m, (uint16_t)(m->data_len - off - tot));
 	if (ip->next_proto_id == IPPROTO_UDP)
 		dp_udp_input(lc, pidx, m, eth, ip, tot - hl, now);
+	else if (ip->next_proto_id == IPPROTO_TCP)
+		dp_tcp_input(lc, pidx, m, eth, ip, tot - hl, now);
 	else if (ip->next_proto_id == IPPROTO_ICMP)
 		dp_icmp_input(lc, pidx, m, eth, ip, tot - hl);
 	else

@@ -63,12 +63,19 @@ dp_pool_of_lcore(unsigned lcore)
 	return dp_pool_get(rte_lcore_to_socket_id(lcore));
 }
 
-/* RSS over IP and UDP when the PMD can and there is more than one queue. */
+/*
+ * RSS over IP, UDP and TCP when the PMD can and there is more than one
+ * queue. A TCP connection belongs to one lcore (dp_tvs.c picks it from the
+ * 4-tuple, whichever queue the segment came in on) and segments that land
+ * elsewhere are handed over; with TCP in the hash a connection's segments
+ * spread evenly and stay on one queue, so hand-offs are the exception.
+ */
 static void
 dp_port_rss(struct dp_port *p, const struct rte_eth_dev_info *info,
 	struct rte_eth_conf *conf)
 {
-	uint64_t hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info->flow_type_rss_offloads;
+	uint64_t hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_TCP)
+		& info->flow_type_rss_offloads;
 
 	if (dp_app.nworkers == 1)
 		return;
@@ -86,8 +93,10 @@ static void
 dp_port_offloads(struct dp_port *p, const struct rte_eth_dev_info *info,
 	struct rte_eth_conf *conf)
 {
-	const uint64_t rx = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+	const uint64_t rx = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM
+		| RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
 	const uint64_t tx = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+	const uint64_t tx_tcp = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
 
 	/* RX checks are only a shortcut: unknown status means software. */
 	conf->rxmode.offloads = info->rx_offload_capa & rx;
@@ -96,6 +105,10 @@ dp_port_offloads(struct dp_port *p, const struct rte_eth_dev_info *info,
 		p->tx_cksum = true;
 	} else
 		DP_LOG(INFO, "port %u: no TX checksum offload, checksums in software", p->id);
+	if ((info->tx_offload_capa & tx_tcp) == tx_tcp) {
+		conf->txmode.offloads |= tx_tcp;
+		p->tx_tcp_cksum = true;
+	}
 	if (info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE)
 		conf->txmode.offloads |= RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
 }
@@ -187,6 +200,40 @@ dp_port_wishes(struct dp_port *p, const struct cfg_port *cp)
 	}
 }
 
+/*
+ * How the NIC spreads TCP over the queues (key and redirection table), so
+ * that dp_tcp_owner can predict it. Not knowing is fine: dp_tcp_owner
+ * then hashes by itself and the queue that disagrees hands the segment
+ * over.
+ */
+static void
+dp_port_reta(struct dp_port *p, const struct rte_eth_dev_info *info)
+{
+	struct rte_eth_rss_reta_entry64 conf[DP_RETA_MAX / RTE_ETH_RETA_GROUP_SIZE];
+	struct rte_eth_rss_conf rss = { .rss_key = p->rss_key, .rss_key_len = DP_RSS_KEY_MAX };
+	uint16_t n = info->reta_size;
+
+	p->reta_size = 0;
+	if (!p->rss || n == 0 || n > DP_RETA_MAX || n % RTE_ETH_RETA_GROUP_SIZE != 0)
+		return;
+	if (rte_eth_dev_rss_hash_conf_get(p->id, &rss) != 0
+	    || !(rss.rss_hf & RTE_ETH_RSS_NONFRAG_IPV4_TCP) || rss.rss_key_len < 16)
+		return;
+	memset(conf, 0, sizeof(conf));
+	for (unsigned i = 0; i < n / RTE_ETH_RETA_GROUP_SIZE; i++)
+		conf[i].mask = UINT64_MAX;
+	if (rte_eth_dev_rss_reta_query(p->id, conf, n) != 0)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t q = conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE];
+
+		if (q >= dp_app.nworkers)
+			return;
+		p->reta[i] = q;
+	}
+	p->reta_size = n;
+}
+
 static int
 dp_port_init(unsigned idx, unsigned portid, const struct cfg_port *cp)
 {
@@ -218,10 +265,12 @@ dp_port_init(unsigned idx, unsigned portid, const struct cfg_port *cp)
 		DP_LOG(ERR, "port %u: start failed (%s)", p->id, rte_strerror(-rc));
 		return rc;
 	}
+	dp_port_reta(p, &info);
 	DP_LOG(INFO, "port %u (%s): " RTE_ETHER_ADDR_PRT_FMT " %u.%u.%u.%u/%u vlan %u mtu %u, "
 		"%u queues%s%s", p->id, info.driver_name, RTE_ETHER_ADDR_BYTES(&p->mac),
 		p->ip >> 24, (p->ip >> 16) & 255, (p->ip >> 8) & 255, p->ip & 255, p->prefix,
-		p->vlan, p->mtu, dp_app.nworkers, p->rss ? ", RSS" : "",
+		p->vlan, p->mtu, dp_app.nworkers,
+		p->reta_size > 0 ? ", RSS (TCP owner = NIC queue)" : p->rss ? ", RSS" : "",
 		p->tx_cksum ? ", TX checksum offload" : "");
 	return 0;
 }

@@ -24,7 +24,11 @@
  * new caches before the new files. The caches go with the generation:
  * freed after the grace period, when its last transfer ended. A TVS
  * answer takes no reference because it uses its entry only until the
- * worker's next quiescent state.
+ * worker's next quiescent state. The TVS's TLS contexts ride along too
+ * (dp_tvs_gen, built here when the TVS certificate changed): a worker
+ * takes a reference on its context when it sees a new one, and open TLS
+ * sessions keep theirs, so freeing a generation never pulls a context
+ * from under a session.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -39,6 +43,7 @@
 struct dp_gen {
 	struct publication pub;
 	struct dp_cache_set *certs;	/* per worker lcore, from pub.certs */
+	struct dp_tvs_gen *tvs;		/* TLS contexts per worker (dp_tvs.c) */
 	uint32_t refs;			/* transfers holding it (atomic) */
 	time_t loaded;
 	struct dp_gen *next;		/* retired list */
@@ -69,6 +74,7 @@ static struct dp_gen *
 dp_gen_load(const char *root, char *msg, size_t msgsz)
 {
 	struct dp_gen *g = calloc(1, sizeof(*g));
+	const struct dp_gen *cur;
 	struct trust_err err = { 0 };
 
 	if (g == NULL) {
@@ -86,6 +92,9 @@ dp_gen_load(const char *root, char *msg, size_t msgsz)
 		free(g);
 		return NULL;
 	}
+	/* main lcore: the only writer of dp_current, so a plain look is safe */
+	cur = __atomic_load_n(&dp_current, __ATOMIC_ACQUIRE);
+	g->tvs = dp_tvs_gen_new(&g->pub, cur != NULL ? cur->tvs : NULL);
 	g->loaded = time(NULL);
 	return g;
 }
@@ -93,6 +102,7 @@ dp_gen_load(const char *root, char *msg, size_t msgsz)
 static void
 dp_gen_free(struct dp_gen *g)
 {
+	dp_tvs_gen_free(g->tvs);
 	dp_cache_set_free(g->certs);
 	pub_free(&g->pub);
 	free(g);
@@ -215,6 +225,14 @@ dp_pub_tvs_find(void *ctx, const uint8_t key[32], struct tvs_entry *e)
 		return 0;
 	dp_cache_entry_tvs(ce, e);
 	return 1;
+}
+
+const struct dp_tvs_gen *
+dp_pub_tvs_gen(void)
+{
+	const struct dp_gen *g = __atomic_load_n(&dp_current, __ATOMIC_ACQUIRE);
+
+	return g != NULL ? g->tvs : NULL;
 }
 
 struct tvs_lookup

@@ -26,6 +26,23 @@ const char *const dp_counter_names[DP_C_MAX] = {
 /* Certificate cache lookups (struct dp_cache_counters), keys "cert_<name>". */
 #define CERT_COUNTERS(X) X(lookups) X(hits) X(misses)
 
+/* The TCP engine (struct tcp_stats, every field in order), keys "tcp_<name>". */
+#define TCP_COUNTERS(X) \
+	X(segs_in) X(segs_out) X(bytes_in) X(bytes_out) X(syn_rcvd) X(cookies_sent) \
+	X(cookies_ok) X(cookies_bad) X(established) X(refused) X(table_full) X(tw_recycled) \
+	X(closed) X(reset_rcvd) X(rst_ignored) X(timeouts) X(aborts) X(reset_sent) \
+	X(challenge_acks) X(retransmits) X(fast_retransmits) X(rto_expired) X(probes) \
+	X(ooo_queued) X(ooo_dropped) X(dup_segments) X(out_of_window) X(bad_acks) \
+	X(bad_segments)
+
+#define DP_ONE(n) + 1
+_Static_assert(sizeof(struct tcp_stats) == (0 TCP_COUNTERS(DP_ONE)) * sizeof(uint64_t),
+	"TCP_COUNTERS must list every field of struct tcp_stats");
+#undef DP_ONE
+
+/* The TVS session counters (tvs_counter_names) are keys "tvs_<name>"; the
+ * gauges tcp_conns (TCP slots in use) and tvs_open (sessions alive). */
+
 static void
 dp_stats_add(struct dp_stats *out, const struct dp_stats *s)
 {
@@ -37,6 +54,13 @@ dp_stats_add(struct dp_stats *out, const struct dp_stats *s)
 #define DP_ADD(n) out->cert.n += __atomic_load_n(&s->cert.n, __ATOMIC_RELAXED);
 	CERT_COUNTERS(DP_ADD)
 #undef DP_ADD
+#define DP_ADD(n) out->tcp.n += __atomic_load_n(&s->tcp.n, __ATOMIC_RELAXED);
+	TCP_COUNTERS(DP_ADD)
+#undef DP_ADD
+	for (unsigned i = 0; i < TVS_C_MAX; i++)
+		out->tvs.c[i] += __atomic_load_n(&s->tvs.c[i], __ATOMIC_RELAXED);
+	out->tcp_conns += __atomic_load_n(&s->tcp_conns, __ATOMIC_RELAXED);
+	out->tvs_open += __atomic_load_n(&s->tvs_open, __ATOMIC_RELAXED);
 	out->active += __atomic_load_n(&s->active, __ATOMIC_RELAXED);
 	out->generation = __atomic_load_n(&s->generation, __ATOMIC_RELAXED);
 }
@@ -67,6 +91,12 @@ dp_stats_json_one(FILE *f, const struct dp_stats *s)
 #define DP_JSON(n) fprintf(f, ",\"cert_" #n "\":%" PRIu64, s->cert.n);
 	CERT_COUNTERS(DP_JSON)
 #undef DP_JSON
+	fprintf(f, ",\"tcp_conns\":%" PRIu64 ",\"tvs_open\":%" PRIu64, s->tcp_conns, s->tvs_open);
+#define DP_JSON(n) fprintf(f, ",\"tcp_" #n "\":%" PRIu64, s->tcp.n);
+	TCP_COUNTERS(DP_JSON)
+#undef DP_JSON
+	for (unsigned i = 0; i < TVS_C_MAX; i++)
+		fprintf(f, ",\"tvs_%s\":%" PRIu64, tvs_counter_names[i], s->tvs.c[i]);
 	fputc('}', f);
 }
 
@@ -102,6 +132,17 @@ dp_stats_tel(struct rte_tel_data *d, const struct dp_stats *s)
 #define DP_TEL(n) rte_tel_data_add_dict_u64(d, "cert_" #n, s->cert.n);
 	CERT_COUNTERS(DP_TEL)
 #undef DP_TEL
+	rte_tel_data_add_dict_u64(d, "tcp_conns", s->tcp_conns);
+	rte_tel_data_add_dict_u64(d, "tvs_open", s->tvs_open);
+#define DP_TEL(n) rte_tel_data_add_dict_u64(d, "tcp_" #n, s->tcp.n);
+	TCP_COUNTERS(DP_TEL)
+#undef DP_TEL
+	for (unsigned i = 0; i < TVS_C_MAX; i++) {
+		char key[RTE_TEL_MAX_STRING_LEN];
+
+		snprintf(key, sizeof(key), "tvs_%s", tvs_counter_names[i]);
+		rte_tel_data_add_dict_u64(d, key, s->tvs.c[i]);
+	}
 }
 
 static int

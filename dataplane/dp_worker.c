@@ -34,70 +34,15 @@ dp_peer_l2(struct dp_lcore *lc, const struct tftp_peer *to, uint16_t src_port)
 }
 
 static void
-dp_udp_headers(struct dp_lcore *lc, const struct dp_port *p, const struct dp_l2 *l2,
-	const struct tftp_peer *to, uint16_t src_port, uint8_t *d, size_t paylen)
-{
-	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)d;
-	struct rte_ipv4_hdr *ip;
-	struct rte_udp_hdr *udp;
-
-	rte_ether_addr_copy(&l2->mac, &eth->dst_addr);
-	rte_ether_addr_copy(&p->mac, &eth->src_addr);
-	if (p->vlan != 0) {
-		struct rte_vlan_hdr *vh = (struct rte_vlan_hdr *)(eth + 1);
-
-		eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_VLAN);
-		vh->vlan_tci = rte_cpu_to_be_16(p->vlan);
-		vh->eth_proto = RTE_BE16(RTE_ETHER_TYPE_IPV4);
-		ip = (struct rte_ipv4_hdr *)(vh + 1);
-	} else {
-		eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
-		ip = (struct rte_ipv4_hdr *)(eth + 1);
-	}
-	udp = (struct rte_udp_hdr *)(ip + 1);
-	ip->version_ihl = RTE_IPV4_VHL_DEF;
-	ip->type_of_service = 0;
-	ip->total_length = rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + sizeof(*udp) + paylen));
-	ip->packet_id = rte_cpu_to_be_16(lc->ip_id++);
-	ip->fragment_offset = RTE_BE16(RTE_IPV4_HDR_DF_FLAG);
-	ip->time_to_live = 64;
-	ip->next_proto_id = IPPROTO_UDP;
-	ip->hdr_checksum = 0;
-	ip->src_addr = p->ip_be;
-	ip->dst_addr = rte_cpu_to_be_32(to->ip);
-	udp->src_port = rte_cpu_to_be_16(src_port);
-	udp->dst_port = rte_cpu_to_be_16(to->port);
-	udp->dgram_len = rte_cpu_to_be_16((uint16_t)(sizeof(*udp) + paylen));
-	udp->dgram_cksum = 0;
-}
-
-/* Checksums by the NIC when it can, else here (payload already copied). */
-static void
-dp_udp_cksum(const struct dp_port *p, struct rte_mbuf *m, size_t l2len)
-{
-	struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, l2len);
-	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
-
-	if (p->tx_cksum) {
-		m->l2_len = l2len;
-		m->l3_len = sizeof(*ip);
-		m->ol_flags = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
-		udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
-		return;
-	}
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
-}
-
-static void
 dp_tftp_send(void *ctx, const struct tftp_peer *to, uint16_t src_port,
 	const uint8_t *hdr, size_t hdrlen, const uint8_t *body, size_t bodylen)
 {
 	struct dp_lcore *lc = ctx;
 	const struct dp_l2 *l2 = dp_peer_l2(lc, to, src_port);
 	const struct dp_port *p;
+	struct rte_udp_hdr *udp;
 	struct rte_mbuf *m;
-	size_t l2len, len;
+	size_t l2len, paylen = hdrlen + bodylen;
 	uint8_t *d;
 
 	if (unlikely(l2 == NULL)) {
@@ -105,24 +50,18 @@ dp_tftp_send(void *ctx, const struct tftp_peer *to, uint16_t src_port,
 		return;
 	}
 	p = &dp_app.ports[l2->port];
-	l2len = sizeof(struct rte_ether_hdr) + (p->vlan ? RTE_VLAN_HLEN : 0);
-	len = l2len + sizeof(struct rte_ipv4_hdr) + sizeof(struct rte_udp_hdr) + hdrlen + bodylen;
-	m = rte_pktmbuf_alloc(lc->pool);
-	if (unlikely(m == NULL)) {
-		lc->stats.c[DP_C_drop_nombuf]++;
+	m = dp_ipv4_frame(lc, p, l2, IPPROTO_UDP, sizeof(*udp) + paylen, &d, &l2len);
+	if (unlikely(m == NULL))
 		return;
-	}
-	d = len <= rte_pktmbuf_tailroom(m) ? (uint8_t *)rte_pktmbuf_append(m, (uint16_t)len) : NULL;
-	if (unlikely(d == NULL)) {
-		DP_DROP(lc, m, drop_too_big);
-		return;
-	}
-	dp_udp_headers(lc, p, l2, to, src_port, d, hdrlen + bodylen);
-	d += len - hdrlen - bodylen;
-	memcpy(d, hdr, hdrlen);
+	udp = (struct rte_udp_hdr *)d;
+	udp->src_port = rte_cpu_to_be_16(src_port);
+	udp->dst_port = rte_cpu_to_be_16(to->port);
+	udp->dgram_len = rte_cpu_to_be_16((uint16_t)(sizeof(*udp) + paylen));
+	udp->dgram_cksum = 0;
+	memcpy(udp + 1, hdr, hdrlen);
 	if (bodylen > 0)
-		memcpy(d + hdrlen, body, bodylen);
-	dp_udp_cksum(p, m, l2len);
+		memcpy((uint8_t *)(udp + 1) + hdrlen, body, bodylen);
+	udp->dgram_cksum = dp_ipv4_cksum(m, l2len, p->tx_cksum, RTE_MBUF_F_TX_UDP_CKSUM);
 	dp_tx(lc, l2->port, m);
 }
 
@@ -145,6 +84,7 @@ dp_stats_snapshot(struct dp_lcore *lc)
 		__atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
 	__atomic_store_n(&lc->stats.active, tftp_active(lc->tftp), __ATOMIC_RELAXED);
 	__atomic_store_n(&lc->stats.generation, dp_pub_generation(), __ATOMIC_RELAXED);
+	dp_tvs_snapshot(lc);
 }
 
 static inline uint64_t
@@ -201,6 +141,7 @@ dp_worker_main(void *arg __rte_unused)
 		return 0;	/* the main lcore, or one we do not use */
 	rte_rcu_qsbr_thread_register(dp_app.qsbr, lcore);
 	rte_rcu_qsbr_thread_online(dp_app.qsbr, lcore);
+	dp_tvs_lcore_start(lc);
 	DP_LOG(INFO, "lcore %u: worker %u, queue %u, transfer ports %u-%u", lcore, lc->worker,
 		lc->worker, lc->port_base, lc->port_base + dp_app.cfg.tftp.max_transfers - 1);
 	while (!dp_quit) {
@@ -210,6 +151,7 @@ dp_worker_main(void *arg __rte_unused)
 		rte_rcu_qsbr_quiescent(dp_app.qsbr, lcore);
 		busy = dp_poll_once(lc, now) >= DP_BURST;
 		tftp_tick(lc->tftp, now);
+		dp_tvs_turn(lc, now);
 		/*
 		 * Lock-step TFTP waits one round trip per block, so replies leave
 		 * as soon as the RX queues are drained; only under load, while
@@ -224,6 +166,7 @@ dp_worker_main(void *arg __rte_unused)
 			last_stats = tsc;
 		}
 	}
+	dp_tvs_lcore_stop(lc);
 	dp_tx_flush(lc);
 	dp_stats_snapshot(lc);
 	rte_rcu_qsbr_thread_offline(dp_app.qsbr, lcore);
@@ -285,7 +228,7 @@ dp_worker_init(unsigned w)
 		DP_LOG(ERR, "lcore %u: cannot create the TFTP engine", lcore);
 		return -1;
 	}
-	return 0;
+	return dp_tvs_lcore_init(lc);
 }
 
 int
@@ -314,6 +257,7 @@ dp_workers_free(void)
 		struct dp_lcore *lc = &dp_lcores[dp_app.workers[w]];
 		struct rte_mbuf *m;
 
+		dp_tvs_lcore_free(lc);
 		if (lc->tftp != NULL)
 			tftp_engine_free(lc->tftp);
 		lc->tftp = NULL;

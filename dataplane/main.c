@@ -163,7 +163,7 @@ dp_setup(void)
 		DP_LOG(ERR, "cannot set up QSBR RCU");
 		return -1;
 	}
-	if (dp_ports_init() < 0 || dp_workers_init() < 0)
+	if (dp_ports_init() < 0 || dp_tvs_init() < 0 || dp_workers_init() < 0)
 		return -1;
 	if (dp_ctl_open(dp_app.cfg.control_socket) < 0)
 		return -1;
@@ -186,6 +186,7 @@ dp_main_loop(void)
 			dp_pub_reload(msg, sizeof(msg));
 		}
 		dp_pub_reap();
+		dp_tvs_main_tick();
 	}
 }
 
@@ -193,10 +194,12 @@ static void
 dp_teardown(void)
 {
 	rte_eal_mp_wait_lcore();
+	dp_tvs_offload_stop();
 	dp_workers_free();
 	dp_ports_close();
 	dp_ctl_close();
 	dp_pub_fini();
+	dp_tvs_fini();	/* ticket keys outlive the last TLS context */
 	rte_free(dp_app.qsbr);
 	dp_app.qsbr = NULL;
 }
@@ -206,6 +209,10 @@ dp_run(void)
 {
 	unsigned w;
 
+	if (dp_tvs_start() < 0) {
+		dp_quit = 1;
+		return -1;
+	}
 	for (w = 0; w < dp_app.nworkers; w++) {
 		if (rte_eal_remote_launch(dp_worker_main, NULL, dp_app.workers[w]) != 0) {
 			DP_LOG(ERR, "cannot launch lcore %u", dp_app.workers[w]);

@@ -1528,6 +1528,24 @@ tcp_abort(struct tcp_engine *e, uint32_t conn)
 	return 0;
 }
 
+long
+tcp_conn_find(const struct tcp_engine *e, const struct tcp_tuple *t)
+{
+	uint32_t i = conn_lookup(e, t);
+
+	return i != NIL ? (long)i : -1;
+}
+
+size_t
+tcp_conn_room(const struct tcp_engine *e, uint32_t conn)
+{
+	const struct tcp_conn *c;
+
+	if (conn >= e->lim.max_conns || !conn_can_send(c = &e->cs[conn]))
+		return 0;
+	return e->smask + 1 - snd_queued(c);
+}
+
 const struct tcp_tuple *
 tcp_conn_tuple(const struct tcp_engine *e, uint32_t conn)
 {

@@ -252,6 +252,14 @@ int tcp_abort(struct tcp_engine *e, uint32_t conn);
 
 /* The 4-tuple of an open connection, or NULL. */
 const struct tcp_tuple *tcp_conn_tuple(const struct tcp_engine *e, uint32_t conn);
+/*
+ * The slot holding this 4-tuple (TIME_WAIT and the closing states
+ * included), or -1: for the send() callback, which names a connection by
+ * its tuple only, so that the caller can find per-slot link-layer data.
+ */
+long tcp_conn_find(const struct tcp_engine *e, const struct tcp_tuple *t);
+/* What tcp_send would take now on conn (0 if full or not open for sending). */
+size_t tcp_conn_room(const struct tcp_engine *e, uint32_t conn);
 /* Bytes queued and not yet acknowledged on conn (0 if unknown). */
 size_t tcp_conn_unacked(const struct tcp_engine *e, uint32_t conn);
 /* Slots in use, TIME_WAIT included. */

@@ -435,21 +435,37 @@ nomem:
 	return NULL;
 }
 
+static bool
+tvs_buffer_input(struct tvs_session *s, const uint8_t *p, size_t len)
+{
+	if (BIO_ctrl_pending(s->rbio) + len > TVS_SESS_INPUT_MAX) {
+		tvs_end(s, TVS_ABORTED, TVS_C_overflow,
+			"peer sent %zu bytes more than the %u we buffer", len, TVS_SESS_INPUT_MAX);
+		return false;
+	}
+	if (BIO_write(s->rbio, p, (int)len) != (int)len) {
+		tvs_end(s, TVS_ABORTED, TVS_C_internal_errors, "out of memory for TLS input");
+		return false;
+	}
+	return true;
+}
+
 unsigned
 tvs_session_input(struct tvs_session *s, const uint8_t *p, size_t len)
 {
 	if (s->state == TVS_CLOSED || s->state == TVS_ABORTED || len == 0)
 		return tvs_flags(s);
-	if (BIO_ctrl_pending(s->rbio) + len > TVS_SESS_INPUT_MAX) {
-		tvs_end(s, TVS_ABORTED, TVS_C_overflow,
-			"peer sent %zu bytes more than the %u we buffer", len, TVS_SESS_INPUT_MAX);
+	if (!tvs_buffer_input(s, p, len))
 		return tvs_flags(s);
-	}
-	if (BIO_write(s->rbio, p, (int)len) != (int)len) {
-		tvs_end(s, TVS_ABORTED, TVS_C_internal_errors, "out of memory for TLS input");
-		return tvs_flags(s);
-	}
 	return tvs_drive(s);
+}
+
+unsigned
+tvs_session_push(struct tvs_session *s, const uint8_t *p, size_t len)
+{
+	if (s->state != TVS_CLOSED && s->state != TVS_ABORTED && len > 0)
+		tvs_buffer_input(s, p, len);
+	return tvs_flags(s);
 }
 
 unsigned
@@ -475,6 +491,30 @@ size_t
 tvs_session_output_len(const struct tvs_session *s)
 {
 	return BIO_ctrl_pending(s->wbio);
+}
+
+size_t
+tvs_session_output_peek(struct tvs_session *s, const uint8_t **p)
+{
+	char *data = NULL;
+	long n = BIO_get_mem_data(s->wbio, &data);
+
+	*p = (const uint8_t *)data;
+	return n > 0 ? (size_t)n : 0;
+}
+
+void
+tvs_session_output_consume(struct tvs_session *s, size_t n)
+{
+	/* a memory BIO drops read bytes only by reading them */
+	while (n > 0) {
+		int k = BIO_read(s->wbio, s->e->rbuf, (int)(n < sizeof(s->e->rbuf) ? n
+			: sizeof(s->e->rbuf)));
+
+		if (k <= 0)
+			break;
+		n -= (size_t)k;
+	}
 }
 
 unsigned
@@ -578,6 +618,16 @@ bool
 tvs_session_established(const struct tvs_session *s)
 {
 	return s->state == TVS_OPEN;
+}
+
+bool
+tvs_session_waiting(const struct tvs_session *s)
+{
+	if (s->state == TVS_HANDSHAKE)
+		return true;
+	/* SSL_has_pending: a record started, read ahead into OpenSSL's buffer */
+	return s->state == TVS_OPEN && (s->in.len > 0 || BIO_ctrl_pending(s->rbio) > 0
+		|| SSL_has_pending(s->ssl));
 }
 
 int

@@ -144,6 +144,8 @@ struct tvs_identity *tvs_identity_from_pub(const struct publication *p,
 	struct trust_err *err);
 bool tvs_identity_equal(const struct tvs_identity *a, const struct tvs_identity *b);
 bool tvs_identity_offloadable(const struct tvs_identity *id);
+/* SHA-256 over the chain's DER (the leaf's fingerprint for a chain of one). */
+const uint8_t *tvs_identity_fingerprint(const struct tvs_identity *id);
 void tvs_identity_free(struct tvs_identity *id);
 
 /* TLS settings (FORMATS §8.11); zero fields take the defaults. */
@@ -276,11 +278,25 @@ enum {
 struct tvs_session *tvs_session_new(struct tvs_engine *e, void *cookie);
 /* Ciphertext from TCP, in order. */
 unsigned tvs_session_input(struct tvs_session *s, const uint8_t *p, size_t len);
+/*
+ * Ciphertext from TCP, buffered only: nothing runs until the next
+ * tvs_session_resume. For the glue's handshake budget: bytes of a
+ * handshake that must wait for the next loop turn. Returns the flags
+ * (ABORT when the input buffer overflows).
+ */
+unsigned tvs_session_push(struct tvs_session *s, const uint8_t *p, size_t len);
 /* Go on after PENDING or BACKLOG. */
 unsigned tvs_session_resume(struct tvs_session *s);
 /* Copies up to cap bytes of ciphertext to send; returns how many. */
 size_t tvs_session_output(struct tvs_session *s, uint8_t *buf, size_t cap);
 size_t tvs_session_output_len(const struct tvs_session *s);
+/*
+ * The output in place, without copying: peek returns how many bytes p
+ * points at (valid until the next call on s); consume drops the first n
+ * of them once the transport took them.
+ */
+size_t tvs_session_output_peek(struct tvs_session *s, const uint8_t **p);
+void tvs_session_output_consume(struct tvs_session *s, size_t n);
 /* The peer sent FIN (or RST): an unfinished request is counted. */
 unsigned tvs_session_eof(struct tvs_session *s);
 /* We close (idle timeout, shutdown): queues close_notify if TLS is up. */
@@ -291,6 +307,11 @@ void *tvs_session_cookie(const struct tvs_session *s);
 /* Why the session aborted or closed, one line; "" while it is fine. */
 const char *tvs_session_error(const struct tvs_session *s);
 bool tvs_session_established(const struct tvs_session *s);
+/*
+ * The peer owes us bytes: the handshake is not done, or a request has
+ * started and is not complete. The glue bounds how long that may last.
+ */
+bool tvs_session_waiting(const struct tvs_session *s);
 int tvs_session_version(const struct tvs_session *s);	/* TLS1_x_VERSION, 0 */
 bool tvs_session_resumed(const struct tvs_session *s);
 

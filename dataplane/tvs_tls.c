@@ -227,6 +227,12 @@ tvs_identity_offloadable(const struct tvs_identity *id)
 	return id->offloadable;
 }
 
+const uint8_t *
+tvs_identity_fingerprint(const struct tvs_identity *id)
+{
+	return id->fingerprint;
+}
+
 void
 tvs_identity_free(struct tvs_identity *id)
 {
@@ -242,8 +248,8 @@ tvs_identity_free(struct tvs_identity *id)
 
 /*
  * Seal a new ticket with the current key, or open one with the current
- * (1) or previous (2: OpenSSL then issues a fresh ticket) key; 0 sends
- * the phone through a full handshake. The keyset pointer is not kept past
+ * (1) or previous (2: OpenSSL then issues a fresh ticket) key, or any key
+ * under TLS 1.3 (2, see below); 0 sends the phone through a full handshake. The keyset pointer is not kept past
  * this call: the key bytes are copied into the two contexts.
  */
 static int
@@ -275,6 +281,14 @@ tvs_ticket_cb(SSL *ssl, unsigned char name[TVS_TICKET_NAME_LEN],
 		return -1;
 	if (!enc)
 		tvs_session_ticket_opened(ssl);
+	/*
+	 * TLS 1.3 tickets are single use: OpenSSL sends a resumed client a
+	 * new one only when the callback asks for renewal (its built-in key
+	 * path always does), else every other connection of a phone would be
+	 * a full handshake.
+	 */
+	if (!enc && SSL_version(ssl) >= TLS1_3_VERSION)
+		rc = 2;
 	return rc;
 }
 

@@ -243,6 +243,7 @@ FRAMES = {
     "other_dst": lambda: eth(ipv4(udp(40007, 69, rrq("ITLFile.tlv"), dst=bytes([10, 99, 0, 9])),
                                   dst=bytes([10, 99, 0, 9]))),
     "tcp": lambda: eth(ipv4(b"\0" * 20, proto=6)),
+    "igmp": lambda: eth(ipv4(b"\x11\0\xee\xff\0\0\0\0", proto=2)),
     "runt": lambda: b"\x01\x02\x03",
 }
 
