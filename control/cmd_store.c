@@ -14,6 +14,7 @@
 
 #include "ctl.h"
 #include "publish.h"
+#include "rollout.h"
 
 int
 cmd_store_init(struct ctl *c)
@@ -55,9 +56,9 @@ cmd_store_init(struct ctl *c)
 			return ctl_fail(c, "%s (add --force to replace it)", c->err.msg);
 		return ctl_fail_err(c);
 	}
-	printf("Successfully created the trust store at %s with new certificates for "
+	fprintf(c->out, "Successfully created the trust store at %s with new certificates for "
 		"CallManager, ITLRecovery, TVS and CAPF.\n", c->store_dir);
-	printf("Run 'tvsctl --store %s --pub %s publish' to build the first publication.\n",
+	fprintf(c->out, "Run 'tvsctl --store %s --pub %s publish' to build the first publication.\n",
 		c->store_dir, c->pub_dir);
 	return CTL_OK;
 }
@@ -69,7 +70,7 @@ cmd_store_check(struct ctl *c)
 
 	if (!ctl_store_open(c, STORE_RDONLY, &st))
 		return CTL_FAIL;
-	printf("The trust store %s is intact: generation %llu, %d own, %zu trusted and %zu phone "
+	fprintf(c->out, "The trust store %s is intact: generation %llu, %d own, %zu trusted and %zu phone "
 		"certificate(s), every object matches its digest.\n", c->store_dir,
 		(unsigned long long)st.generation, UNIT_COUNT, st.ntrusted, st.nphones);
 	store_close(&st);
@@ -88,7 +89,7 @@ cmd_store_gc(struct ctl *c)
 	store_close(&st);
 	if (n < 0)
 		return ctl_fail_err(c);
-	printf("Removed %d unreferenced file(s) from %s.\n", n, c->store_dir);
+	fprintf(c->out, "Removed %d unreferenced file(s) from %s.\n", n, c->store_dir);
 	return CTL_OK;
 }
 
@@ -127,7 +128,7 @@ cmd_set_cluster(struct ctl *c)
 	rc = set_setting(c, "security-mode", strcasecmp(mode, "mixed-mode") == 0 ? "mixed" :
 		"non-secure");
 	if (rc == CTL_OK)
-		printf("You must publish and then reset all phones for the change to take effect.\n");
+		fprintf(c->out, "You must publish and then reset all phones for the change to take effect.\n");
 	return rc;
 }
 
@@ -143,6 +144,11 @@ cmd_cert_regen(struct ctl *c)
 			c->args[0]);
 	if (!ctl_store_open(c, STORE_LOCK, &st))
 		return CTL_FAIL;
+	if (u == UNIT_CALLMANAGER && !ctl_flag(c, "force") &&
+	    (rc = ctl_rollout_guard(c, &st)) != CTL_OK) {
+		store_close(&st);
+		return rc;
+	}
 	snprintf(warn, sizeof(warn), "WARNING: this replaces the %s key and certificate.%s",
 		store_unit_name(u),
 		u == (int)store_list_signer(&st.set) ? " It signs the ITL: phones will accept the "
@@ -359,6 +365,17 @@ cmd_phone_delete(struct ctl *c)
 	return rc;
 }
 
+/* The generation since which the TVS certificate is what it is: the
+ * ordering rule of `set cert regen CallManager` needs it. */
+static void
+note_publish(struct ctl *c, const struct trust_store *st, uint64_t gen)
+{
+	struct trust_err err = { 0 };
+
+	if (rollout_note_publish(c->pub_dir, st->own[UNIT_TVS].cert.sha256, gen, &err) != 0)
+		fprintf(c->errf, "tvsctl: warning: %s\n", err.msg);
+}
+
 int
 cmd_publish(struct ctl *c)
 {
@@ -366,26 +383,37 @@ cmd_publish(struct ctl *c)
 		.force = ctl_flag(c, "force") };
 	struct publish_result r;
 	struct trust_store st;
+	int rc = CTL_OK;
 
 	if (!ctl_store_open(c, STORE_LOCK, &st))
 		return CTL_FAIL;
 	if (publish_run(&st, c->pub_dir, &o, &r, &c->err) != 0) {
-		store_close(&st);
 		if (c->err.code == TRUST_EEXIST) {
-			printf("Nothing to publish: %s.\n(Use 'tvsctl publish --force' to publish the "
-				"same store again as a new generation.)\n", c->err.msg);
-			return CTL_OK;
+			fprintf(c->out, "Nothing to publish: %s.\n(Use 'tvsctl publish --force' to "
+				"publish the same store again as a new generation.)\n", c->err.msg);
+			/* controld: still make sure tvsd serves what is published */
+			if (c->hooks != NULL && c->hooks->published != NULL)
+				rc = c->hooks->published(c, &st, 0);
+		} else {
+			rc = ctl_fail_err(c);
 		}
-		return ctl_fail_err(c);
+		store_close(&st);
+		return rc;
 	}
-	store_close(&st);
-	printf("Successfully published generation %llu to %s\n", (unsigned long long)r.generation,
-		r.dir);
-	printf("  ITLFile.tlv: %zu bytes\n", r.itl_size);
+	note_publish(c, &st, r.generation);
+	fprintf(c->out, "Successfully published generation %llu to %s\n",
+		(unsigned long long)r.generation, r.dir);
+	fprintf(c->out, "  ITLFile.tlv: %zu bytes\n", r.itl_size);
 	if (r.ctl_size)
-		printf("  CTLFile.tlv: %zu bytes (mixed mode)\n", r.ctl_size);
-	printf("  device configs: %u signed, %u of them encrypted\n", r.nconfigs, r.nencrypted);
-	printf("  certificates the TVS vouches for: %u\n", r.ncerts);
-	printf("%s/current now points to it; tvsd picks it up on its next reload.\n", c->pub_dir);
-	return CTL_OK;
+		fprintf(c->out, "  CTLFile.tlv: %zu bytes (mixed mode)\n", r.ctl_size);
+	fprintf(c->out, "  device configs: %u signed, %u of them encrypted\n", r.nconfigs,
+		r.nencrypted);
+	fprintf(c->out, "  certificates the TVS vouches for: %u\n", r.ncerts);
+	if (c->hooks != NULL && c->hooks->published != NULL)
+		rc = c->hooks->published(c, &st, r.generation);
+	else
+		fprintf(c->out, "%s/current now points to it; tvsd picks it up on its next reload.\n",
+			c->pub_dir);
+	store_close(&st);
+	return rc;
 }

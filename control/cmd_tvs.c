@@ -17,24 +17,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <inttypes.h>
+
+#include "cdproto.h"
 #include "ctl.h"
+#include "jflat.h"
+#include "tvsd_link.h"
 
-#define TVSD_SOCKET "/run/tvs/tvsd.sock"
 #define REPLY_MAX (1u << 20)
-#define PAIRS_MAX 4096
-#define PATH_LEN 96
-
-struct pair {
-	char path[PATH_LEN];
-	char val[64];
-};
-
-struct flat {
-	struct pair *p;
-	size_t n;
-	const char *s;		/* scanner position */
-	int bad;
-};
 
 static const char *
 tvsd_socket(const struct ctl *c)
@@ -43,177 +33,31 @@ tvsd_socket(const struct ctl *c)
 
 	if (s == NULL)
 		s = getenv("TVS_TVSD_SOCKET");
-	return s != NULL ? s : TVSD_SOCKET;
+	return s != NULL ? s : TVSD_DEFAULT_SOCKET;
 }
 
 /* Sends cmd, reads one reply line (bounded in size and time) into *out. */
 static int
 tvsd_ask(struct ctl *c, const char *cmd, char **out)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const char *path = tvsd_socket(c);
-	size_t len = 0, cap = 65536;
-	char *buf = malloc(cap);
-	int fd = -1;
+	char err[256];
+	int fd = tvsd_connect(path, err, sizeof(err)), rc;
 
 	*out = NULL;
-	if (buf == NULL)
-		return ctl_fail(c, "out of memory");
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		free(buf);
-		return ctl_usage(c, "control socket path too long: %s", path);
-	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		int e = errno;
-
-		if (fd >= 0)
-			close(fd);
-		free(buf);
+	if (fd < 0)
 		return ctl_fail(c, "cannot reach tvsd at %s: %s (is it running? --socket PATH)",
-			path, strerror(e));
-	}
-	dprintf(fd, "%s\n", cmd);
-	while (len == 0 || buf[len - 1] != '\n') {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t n;
-
-		if (len + 1 >= cap) {
-			char *nb = cap < REPLY_MAX ? realloc(buf, cap * 2) : NULL;
-
-			if (nb == NULL)
-				break;
-			buf = nb;
-			cap *= 2;
-		}
-		if (poll(&p, 1, 5000) != 1 || (n = read(fd, buf + len, cap - len - 1)) <= 0)
-			break;
-		len += (size_t)n;
-	}
+			path, err);
+	rc = tvsd_request(fd, cmd, 5000, REPLY_MAX, out, err, sizeof(err));
 	close(fd);
-	if (len == 0 || buf[len - 1] != '\n') {
-		free(buf);
-		return ctl_fail(c, "tvsd at %s gave no complete answer to '%s' within 5 s", path, cmd);
-	}
-	buf[len - 1] = '\0';
-	*out = buf;
+	if (rc != 0)
+		return ctl_fail(c, "tvsd at %s: %s", path, err);
 	return CTL_OK;
-}
-
-static void flat_value(struct flat *f, const char *path);
-
-static void
-flat_ws(struct flat *f)
-{
-	while (*f->s == ' ' || *f->s == '\t' || *f->s == '\n' || *f->s == '\r')
-		f->s++;
-}
-
-/* A string into out (escapes kept as written but for \" and \\). */
-static void
-flat_string(struct flat *f, char *out, size_t n)
-{
-	size_t k = 0;
-
-	if (*f->s != '"') {
-		f->bad = 1;
-		return;
-	}
-	for (f->s++; *f->s != '\0' && *f->s != '"'; f->s++) {
-		if (*f->s == '\\' && f->s[1] != '\0')
-			f->s++;
-		if (k + 1 < n)
-			out[k++] = *f->s;
-	}
-	out[k] = '\0';
-	if (*f->s != '"')
-		f->bad = 1;
-	else
-		f->s++;
-}
-
-static void
-flat_add(struct flat *f, const char *path, const char *val, size_t n)
-{
-	struct pair *p;
-
-	if (f->n == PAIRS_MAX)
-		return;
-	p = &f->p[f->n++];
-	snprintf(p->path, sizeof(p->path), "%s", path);
-	snprintf(p->val, sizeof(p->val), "%.*s", (int)(n < sizeof(p->val) ? n : sizeof(p->val) - 1), val);
-}
-
-static void
-flat_container(struct flat *f, const char *path, char close, bool keyed)
-{
-	char key[PATH_LEN], sub[PATH_LEN];
-	unsigned i = 0;
-
-	f->s++;
-	flat_ws(f);
-	while (!f->bad && *f->s != close) {
-		if (keyed) {
-			flat_string(f, key, sizeof(key));
-			flat_ws(f);
-			if (*f->s++ != ':')
-				f->bad = 1;
-		} else {
-			snprintf(key, sizeof(key), "%u", i++);
-		}
-		if (snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key) >=
-		    (int)sizeof(sub))
-			f->bad = 1;	/* deeper than any reply of tvsd */
-		flat_value(f, sub);
-		flat_ws(f);
-		if (*f->s == ',')
-			f->s++;
-		else if (*f->s != close)
-			f->bad = 1;
-		flat_ws(f);
-	}
-	if (*f->s == close)
-		f->s++;
-}
-
-static void
-flat_value(struct flat *f, const char *path)
-{
-	char str[256];
-	const char *start;
-
-	flat_ws(f);
-	if (*f->s == '{') {
-		flat_container(f, path, '}', true);
-	} else if (*f->s == '[') {
-		flat_container(f, path, ']', false);
-	} else if (*f->s == '"') {
-		flat_string(f, str, sizeof(str));
-		flat_add(f, path, str, strlen(str));
-	} else {
-		start = f->s;
-		while (*f->s != '\0' && strchr(",}] \t\r\n", *f->s) == NULL)
-			f->s++;
-		if (f->s == start)
-			f->bad = 1;
-		else
-			flat_add(f, path, start, (size_t)(f->s - start));
-	}
-}
-
-static const char *
-flat_get(const struct flat *f, const char *path)
-{
-	for (size_t i = 0; i < f->n; i++)
-		if (strcmp(f->p[i].path, path) == 0)
-			return f->p[i].val;
-	return NULL;
 }
 
 /* Asks, then parses; prints tvsd's own error when it says ok:false. */
 static int
-tvsd_query(struct ctl *c, const char *cmd, char **raw, struct flat *f)
+tvsd_query(struct ctl *c, const char *cmd, char **raw, struct jflat *f)
 {
 	const char *okv, *e;
 	int rc;
@@ -221,22 +65,17 @@ tvsd_query(struct ctl *c, const char *cmd, char **raw, struct flat *f)
 	memset(f, 0, sizeof(*f));
 	if ((rc = tvsd_ask(c, cmd, raw)) != CTL_OK)
 		return rc;
-	f->p = calloc(PAIRS_MAX, sizeof(*f->p));
-	if (f->p == NULL)
-		return ctl_fail(c, "out of memory");
-	f->s = *raw;
-	flat_value(f, "");
-	if (f->bad || (okv = flat_get(f, "ok")) == NULL)
+	if (jflat_parse(f, *raw) != 0 || (okv = jflat_get(f, "ok")) == NULL)
 		return ctl_fail(c, "tvsd answered '%s' with something that is not its JSON", cmd);
 	if (strcmp(okv, "true") != 0)
-		return ctl_fail(c, "tvsd: %s", (e = flat_get(f, "error")) ? e : "failed");
+		return ctl_fail(c, "tvsd: %s", (e = jflat_get(f, "error")) ? e : "failed");
 	return CTL_OK;
 }
 
 int
 cmd_show_tvs_status(struct ctl *c)
 {
-	struct flat f;
+	struct jflat f;
 	char *raw = NULL;
 	int rc = tvsd_query(c, "status", &raw, &f);
 
@@ -248,7 +87,7 @@ cmd_show_tvs_status(struct ctl *c)
 			if (strcmp(f.p[i].path, "ok") != 0)
 				printf("  %-24s %s\n", f.p[i].path, f.p[i].val);
 	}
-	free(f.p);
+	jflat_free(&f);
 	free(raw);
 	return rc;
 }
@@ -258,9 +97,9 @@ int
 cmd_show_tvs_stats(struct ctl *c)
 {
 	static const char total[] = "stats.total.", lc[] = "stats.lcores.";
-	char lcores[64][16], path[PATH_LEN * 2];
+	char lcores[64][16], path[JFLAT_PATH * 2];
 	unsigned nl = 0;
-	struct flat f;
+	struct jflat f;
 	char *raw = NULL;
 	int rc = tvsd_query(c, "stats", &raw, &f);
 
@@ -296,13 +135,67 @@ cmd_show_tvs_stats(struct ctl *c)
 			const char *v;
 
 			v = snprintf(path, sizeof(path), "%s%s.%s", lc, lcores[k], name) <
-				(int)sizeof(path) ? flat_get(&f, path) : NULL;
+				(int)sizeof(path) ? jflat_get(&f, path) : NULL;
 			printf(" %14s", v ? v : "-");
 		}
 		putchar('\n');
 	}
 out:
-	free(f.p);
+	jflat_free(&f);
 	free(raw);
+	return rc;
+}
+
+/* ---- show memory ----------------------------------------------------------- */
+
+static void
+print_mem(struct ctl *c, const char *who, const struct cd_memory *m)
+{
+	if (!m->jemalloc) {
+		fprintf(c->out, "%s: not built with jemalloc (libc malloc): no statistics\n", who);
+		return;
+	}
+	fprintf(c->out, "%s (jemalloc):\n", who);
+	fprintf(c->out, "  %-10s %14" PRIu64 "\n  %-10s %14" PRIu64 "\n  %-10s %14" PRIu64
+		"\n  %-10s %14" PRIu64 "\n  %-10s %14" PRIu64 "\n", "allocated", m->allocated,
+		"active", m->active, "resident", m->resident, "retained", m->retained, "mapped",
+		m->mapped);
+}
+
+int
+cmd_show_memory(struct ctl *c)
+{
+	struct cd_memory m;
+	struct jflat f = { 0 };
+	char err[256], *raw = NULL;
+	int rc = CTL_OK, got = 0;
+
+	if (ctl_remote_query(c, CD_MEMORY, &m, sizeof(m), err, sizeof(err)) == 0) {
+		got++;
+		if (c->json)
+			fprintf(c->out, "{\"controld\":{\"jemalloc\":%s,\"allocated\":%" PRIu64
+				",\"active\":%" PRIu64 ",\"resident\":%" PRIu64 ",\"retained\":%" PRIu64
+				",\"mapped\":%" PRIu64 "}}\n", m.jemalloc ? "true" : "false", m.allocated,
+				m.active, m.resident, m.retained, m.mapped);
+		else
+			print_mem(c, "tvs-controld", &m);
+	} else {
+		fprintf(c->errf, "tvsctl: %s\n", err);
+	}
+	if (tvsd_query(c, "memory", &raw, &f) == CTL_OK) {
+		got++;
+		if (c->json) {
+			fprintf(c->out, "%s\n", raw);
+		} else {
+			fprintf(c->out, "tvsd at %s:\n", tvsd_socket(c));
+			for (size_t i = 0; i < f.n; i++)
+				if (strcmp(f.p[i].path, "ok") != 0)
+					fprintf(c->out, "  %-32s %s\n", f.p[i].path, f.p[i].val);
+		}
+	}
+	jflat_free(&f);
+	free(raw);
+	if (got == 0)
+		rc = CTL_FAIL;
 	return rc;
 }

@@ -11,12 +11,15 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <termios.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "ctl.h"
 
-#define DEFAULT_STORE "/var/lib/tvs/store"
-#define DEFAULT_PUB "/var/lib/tvs/publications"
+#define DEFAULT_STORE CTL_DEFAULT_STORE
+#define DEFAULT_PUB CTL_DEFAULT_PUB
 
 const struct ctl_cmd ctl_cmds[] = {
 	{ { "help" }, "[WORD...]", "", 0, 4, 0,
@@ -38,6 +41,12 @@ const struct ctl_cmd ctl_cmds[] = {
 		cmd_show_tvs_stats },
 	{ { "show", "store" }, "", "", 0, 0, 0,
 		"show the store's generation, settings and counts", cmd_show_store },
+	{ { "show", "memory" }, "", "socket=", 0, 0, 0,
+		"allocator statistics of tvs-controld and tvsd (jemalloc, DPDK hugepage heaps)",
+		cmd_show_memory },
+	{ { "show", "itl", "rollout" }, "", "", 0, 0, 0,
+		"per ITL generation, how many phones fetched it; who lacks the newest",
+		cmd_show_itl_rollout, CTL_F_DAEMON },
 	{ { "store", "init" }, "",
 		"hostname= ipv4= key-bits= itl-signer= hash= force", 0, 0, 4,
 		"create a trust store with fresh self-signed certificates", cmd_store_init },
@@ -46,25 +55,41 @@ const struct ctl_cmd ctl_cmds[] = {
 	{ { "store", "gc" }, "", "", 0, 0, 1,
 		"remove objects no entry refers to and crash leftovers", cmd_store_gc },
 	{ { "set", "store" }, "<setting> <value>", "", 2, 2, 1,
-		"change a setting (see show store for the names)", cmd_set_store },
+		"change a setting (see show store for the names)", cmd_set_store, CTL_F_CHANGE },
+	{ { "set", "param", "rollback-pre8" }, "true|false", "", 1, 1, 1,
+		"publish an ITL phones give up (true), or the normal one again (false)",
+		cmd_set_param, CTL_F_CHANGE },
 	{ { "utils", "ctl", "set-cluster" }, "mixed-mode|non-secure-mode", "", 1, 1, 1,
-		"switch the security mode (mixed mode publishes a CTL)", cmd_set_cluster },
-	{ { "set", "cert", "regen" }, "<unit>", "", 1, 1, 1,
-		"regenerate the key and self-signed certificate of a unit", cmd_cert_regen },
+		"switch the security mode (mixed mode publishes a CTL)", cmd_set_cluster, CTL_F_CHANGE },
+	{ { "utils", "itl", "reset" }, "localkey|remotekey [<p12>]", "passphrase-file=", 1, 2, 4,
+		"sign the ITL once with the other SAST key (localkey) or an ITLRecovery.p12",
+		cmd_itl_reset, CTL_F_CHANGE },
+	{ { "utils", "disaster_recovery", "backup" }, "<file>", "passphrase-file=", 1, 1, 4,
+		"write the whole store, keys included, encrypted with a passphrase",
+		cmd_dr_backup, CTL_F_DAEMON },
+	{ { "utils", "disaster_recovery", "restore" }, "<file>", "passphrase-file=", 1, 1, 4,
+		"replace the store with a backup (same keys: phones keep trusting the ITL)",
+		cmd_dr_restore, CTL_F_CHANGE },
+	{ { "set", "cert", "regen" }, "<unit>", "force", 1, 1, 1,
+		"regenerate the key and self-signed certificate of a unit", cmd_cert_regen,
+		CTL_F_CHANGE },
 	{ { "set", "cert", "import", "trust" }, "<role[,role...]> <pem>", "name= ttl=", 2, 2, 1,
 		"trust a certificate with roles (TVS, CCM+TFTP, APP-SERVER, ...)",
-		cmd_cert_import_trust },
+		cmd_cert_import_trust, CTL_F_CHANGE },
 	{ { "set", "cert", "import", "own" }, "<unit> <pem> <key>", "", 3, 3, 4,
-		"replace a unit's certificate and key with imported ones", cmd_cert_import_own },
+		"replace a unit's certificate and key with imported ones", cmd_cert_import_own,
+		CTL_F_CHANGE },
 	{ { "set", "cert", "delete" }, "<name>", "", 1, 1, 1,
-		"stop trusting a certificate", cmd_cert_delete },
+		"stop trusting a certificate", cmd_cert_delete, CTL_F_CHANGE },
 	{ { "set", "phone", "cert", "delete" }, "<SEP...>", "", 1, 1, 1,
 		"forget a phone's certificate (its config is signed, not encrypted)",
-		cmd_phone_delete },
+		cmd_phone_delete, CTL_F_CHANGE },
 	{ { "set", "phone", "cert" }, "<SEP...> <pem>", "", 2, 2, 1,
-		"register a phone's certificate: its config is published encrypted", cmd_phone_set },
+		"register a phone's certificate: its config is published encrypted", cmd_phone_set,
+		CTL_F_CHANGE },
 	{ { "publish" }, "", "configs= force", 0, 0, 1,
-		"build, sign and publish the ITL, CTL and configs of the store", cmd_publish },
+		"build, sign and publish the ITL, CTL and configs of the store", cmd_publish,
+		CTL_F_CHANGE },
 	{ { "sgn", "sign" }, "<in>", "out= cert= key= hash=", 1, 1, 0,
 		"sign a file as .sgn (default signer: the store's CallManager)", cmd_sgn_sign },
 	{ { "sgn", "verify" }, "<file>", "cert= itl=", 1, 1, 0,
@@ -81,12 +106,18 @@ const struct ctl_cmd ctl_cmds[] = {
 
 /* ---- messages ----------------------------------------------------------- */
 
-static void
-vmsg(const char *fmt, va_list ap)
+static FILE *
+errf(const struct ctl *c)
 {
-	fputs("tvsctl: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	return c != NULL && c->errf != NULL ? c->errf : stderr;
+}
+
+static void
+vmsg(struct ctl *c, const char *fmt, va_list ap)
+{
+	fputs("tvsctl: ", errf(c));
+	vfprintf(errf(c), fmt, ap);
+	fputc('\n', errf(c));
 }
 
 int
@@ -94,9 +125,8 @@ ctl_fail(struct ctl *c, const char *fmt, ...)
 {
 	va_list ap;
 
-	(void)c;
 	va_start(ap, fmt);
-	vmsg(fmt, ap);
+	vmsg(c, fmt, ap);
 	va_end(ap);
 	return CTL_FAIL;
 }
@@ -139,13 +169,13 @@ ctl_usage(struct ctl *c, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vmsg(fmt, ap);
+	vmsg(c, fmt, ap);
 	va_end(ap);
 	if (c->cmd != NULL)
-		print_usage(stderr, c->cmd);
+		print_usage(errf(c), c->cmd);
 	else
-		fputs("usage: tvsctl [--store DIR] [--pub DIR] [--json] [--yes] <command> ...; "
-			"tvsctl help lists the commands\n", stderr);
+		fputs("usage: tvsctl [--store DIR] [--pub DIR] [--controld SOCKET] [--json] [--yes] "
+			"<command> ...; tvsctl help lists the commands\n", errf(c));
 	return CTL_USAGE;
 }
 
@@ -214,8 +244,8 @@ cmd_accepts(const struct ctl_cmd *k, const char *name, size_t n, bool *takes_val
 }
 
 /* Global options may stand anywhere; they are taken out of argv here. */
-static int
-parse_globals(struct ctl *c, int *argc, char **argv)
+int
+ctl_parse_globals(struct ctl *c, int *argc, char **argv)
 {
 	int k = 0;
 
@@ -235,6 +265,12 @@ parse_globals(struct ctl *c, int *argc, char **argv)
 			if (i + 1 == *argc)
 				return ctl_usage(c, "option '%s' needs a directory", a);
 			*(a[2] == 's' ? &c->store_dir : &c->pub_dir) = argv[++i];
+		} else if (strcmp(a, "--controld") == 0) {
+			if (i + 1 == *argc)
+				return ctl_usage(c, "option '%s' needs a socket path (or none)", a);
+			c->controld = argv[++i];
+		} else if (strncmp(a, "--controld=", 11) == 0) {
+			c->controld = a + 11;
 		} else if (strncmp(a, "--store=", 8) == 0) {
 			c->store_dir = a + 8;
 		} else if (strncmp(a, "--pub=", 6) == 0) {
@@ -338,8 +374,11 @@ cmd_help(struct ctl *c)
 	if (shown == 0)
 		return ctl_usage(c, "no command starts with '%s'", c->args[0]);
 	printf("Global options: --store DIR (default $TVS_STORE or %s), --pub DIR (default "
-		"$TVS_PUBLICATIONS or %s), --json (show commands), --yes (no questions).\n",
-		DEFAULT_STORE, DEFAULT_PUB);
+		"$TVS_PUBLICATIONS or %s), --controld SOCKET (default $TVS_CONTROLD or %s; none: "
+		"never), --json (show commands), --yes (no questions).\n"
+		"Commands that change trust go through tvs-controld when it runs (it publishes and "
+		"waits until tvsd serves the change); otherwise tvsctl changes the store itself.\n",
+		DEFAULT_STORE, DEFAULT_PUB, CTL_DEFAULT_CONTROLD);
 	return CTL_OK;
 }
 
@@ -352,6 +391,14 @@ ctl_confirm(struct ctl *c, const char *what, int *rc)
 
 	if (c->yes)
 		return true;
+	if (c->hooks != NULL && c->hooks->ask != NULL) {
+		if (c->hooks->ask(c, false, what, line, sizeof(line)) == 0 &&
+		    (strcasecmp(line, "y") == 0 || strcasecmp(line, "yes") == 0))
+			return true;
+		fprintf(c->out, "Operation cancelled; nothing was changed.\n");
+		*rc = CTL_FAIL;
+		return false;
+	}
 	if (!isatty(STDIN_FILENO)) {
 		*rc = ctl_usage(c, "'%s %s' needs confirmation and stdin is not a terminal; "
 			"add --yes to confirm", c->cmd->words[0], c->cmd->words[1] ? c->cmd->words[1] : "");
@@ -365,6 +412,75 @@ ctl_confirm(struct ctl *c, const char *what, int *rc)
 	printf("Operation cancelled; nothing was changed.\n");
 	*rc = CTL_FAIL;
 	return false;
+}
+
+/* One line from the terminal, echo off; -1 when there is no terminal. */
+int
+ctl_tty_secret(const char *prompt, char *out, size_t n)
+{
+	struct termios old, quiet;
+	FILE *tty = fopen("/dev/tty", "r+e");
+	int rc = -1;
+
+	if (tty == NULL)
+		return -1;
+	if (tcgetattr(fileno(tty), &old) == 0) {
+		quiet = old;
+		quiet.c_lflag &= (tcflag_t)~ECHO;
+		fputs(prompt, tty);
+		fflush(tty);
+		tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+		if (fgets(out, (int)n, tty) != NULL) {
+			out[strcspn(out, "\r\n")] = '\0';
+			rc = 0;
+		}
+		tcsetattr(fileno(tty), TCSAFLUSH, &old);
+		fputc('\n', tty);
+	}
+	fclose(tty);
+	return rc;
+}
+
+static int
+ask_secret(struct ctl *c, const char *prompt, char *out, size_t n)
+{
+	if (c->hooks != NULL && c->hooks->ask != NULL)
+		return c->hooks->ask(c, true, prompt, out, n);
+	return ctl_tty_secret(prompt, out, n);
+}
+
+int
+ctl_passphrase(struct ctl *c, bool confirm, char *out, size_t n)
+{
+	const char *file = ctl_opt(c, "passphrase-file");
+	char again[256];
+	int rc = CTL_OK;
+
+	out[0] = '\0';
+	if (file != NULL) {
+		FILE *f = fopen(file, "re");
+
+		if (f == NULL)
+			return ctl_fail(c, "passphrase file %s: %s", file, strerror(errno));
+		if (fgets(out, (int)n, f) == NULL)
+			out[0] = '\0';
+		fclose(f);
+		out[strcspn(out, "\r\n")] = '\0';
+		if (out[0] == '\0')
+			return ctl_fail(c, "passphrase file %s: the first line is empty", file);
+		return CTL_OK;
+	}
+	if (ask_secret(c, "Passphrase: ", out, n) != 0)
+		return ctl_usage(c, "no terminal to ask the passphrase on; use --passphrase-file F");
+	if (out[0] == '\0')
+		rc = ctl_fail(c, "empty passphrase");
+	else if (confirm && (ask_secret(c, "Passphrase again: ", again, sizeof(again)) != 0 ||
+	    strcmp(again, out) != 0))
+		rc = ctl_fail(c, "the two passphrases differ");
+	OPENSSL_cleanse(again, sizeof(again));
+	if (rc != CTL_OK)
+		OPENSSL_cleanse(out, n);
+	return rc;
 }
 
 bool
@@ -385,15 +501,22 @@ ctl_store_commit(struct ctl *c, struct trust_store *st, const char *done_fmt, ..
 {
 	va_list ap;
 
+	/* `utils itl reset` signs with the other SAST for one publication:
+	 * any other change returns to the normal signer */
+	if (c->cmd->fn != cmd_itl_reset)
+		st->set.reset_signer = false;
 	if (store_commit(st, &c->err) != 0)
 		return ctl_fail_err(c);
 	/* garbage is harmless: a failed gc must not report the change as failed */
 	if (store_gc(st, &c->err) < 0)
-		fprintf(stderr, "tvsctl: warning: %s\n", c->err.msg);
+		fprintf(errf(c), "tvsctl: warning: %s\n", c->err.msg);
 	va_start(ap, done_fmt);
-	vprintf(done_fmt, ap);
+	vfprintf(c->out, done_fmt, ap);
 	va_end(ap);
-	printf("\nThe trust store is now generation %llu. Run 'tvsctl publish' to sign and "
+	fputc('\n', c->out);
+	if (c->hooks != NULL && c->hooks->committed != NULL)
+		return c->hooks->committed(c, st);
+	fprintf(c->out, "The trust store is now generation %llu. Run 'tvsctl publish' to sign and "
 		"publish the ITL and configs with this change.\n", (unsigned long long)st->generation);
 	return CTL_OK;
 }
@@ -418,35 +541,27 @@ ctl_time(long t, char *out, size_t n)
 		snprintf(out, n, "%ld", t);
 }
 
-/* ---- main --------------------------------------------------------------- */
+/* ---- parsing ------------------------------------------------------------ */
 
 int
-main(int argc, char **argv)
+ctl_parse(struct ctl *c, int argc, char **argv)
 {
-	struct ctl c = { 0 };
-	int nwords, rc;
+	int nwords;
 
-	c.store_dir = getenv("TVS_STORE") ? getenv("TVS_STORE") : DEFAULT_STORE;
-	c.pub_dir = getenv("TVS_PUBLICATIONS") ? getenv("TVS_PUBLICATIONS") : DEFAULT_PUB;
-	argc--, argv++;
-	if ((rc = parse_globals(&c, &argc, argv)) != CTL_OK)
-		return rc;
 	if (argc == 0)
-		return ctl_usage(&c, "no command given");
+		return ctl_usage(c, "no command given");
 	if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)
 		argv[0] = "help";
-	c.cmd = find_cmd(argc, argv, &nwords);
-	if (c.cmd == NULL) {
+	c->cmd = find_cmd(argc, argv, &nwords);
+	if (c->cmd == NULL) {
 		int dummy;
 		bool known = find_cmd(1, argv, &dummy) != NULL;
 
 		for (const struct ctl_cmd *k = ctl_cmds; k->words[0] && !known; k++)
 			known = strcasecmp(k->words[0], argv[0]) == 0;
-		return ctl_usage(&c, known ? "unknown command '%s %s'; try: tvsctl help %s" :
+		return ctl_usage(c, known ? "unknown command '%s %s'; try: tvsctl help %s" :
 			"unknown command '%s'%s; try: tvsctl help%s", argv[0],
 			known && argc > 1 ? argv[1] : "", known ? argv[0] : "");
 	}
-	if ((rc = parse_cmd_args(&c, argc - nwords, argv + nwords)) != CTL_OK)
-		return rc;
-	return c.cmd->fn(&c);
+	return parse_cmd_args(c, argc - nwords, argv + nwords);
 }

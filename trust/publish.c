@@ -42,6 +42,7 @@ struct pub_ctx {
 	const struct store_trusted **tvs_entry;
 	size_t ntvs;
 	uint32_t now;
+	const struct publish_opts *o;
 	struct publish_result *r;
 	struct trust_err *err;
 };
@@ -220,6 +221,10 @@ itl_entries(const struct pub_ctx *c, struct trust_list_entry *e)
 	bool blank = s->rollback_pre8;
 	size_t n = 0;
 
+	if (c->o->itl_signer_cert != NULL) {
+		own_entry(c, &e[n], UNIT_ITLRECOVERY, TRUST_ROLE_SAST, false);
+		e[n++].cert = c->o->itl_signer_cert;
+	}
 	if (s->itl_signer == SIGNER_ITLRECOVERY || s->reset_signer)
 		own_entry(c, &e[n++], UNIT_ITLRECOVERY, TRUST_ROLE_SAST, false);
 	own_entry(c, &e[n++], UNIT_CALLMANAGER, TRUST_ROLE_SAST, false);
@@ -257,6 +262,10 @@ build_itl(struct pub_ctx *c)
 		return trust_errf(c->err, TRUST_ENOMEM, "out of memory");
 	n = itl_entries(c, e);
 	signer_of(c, store_list_signer(c->set), c->list_key, &s);
+	if (c->o->itl_signer_cert != NULL) {
+		s.cert = c->o->itl_signer_cert;
+		s.key = c->o->itl_signer_key;
+	}
 	trust_buf_init(&out);
 	r = trust_list_build(&s, "ITLFile.tlv", c->now, e, n, &out, c->err);
 	if (r == TRUST_ETOOBIG || (r == 0 && out.len > TRUST_LIST_MAX))
@@ -999,6 +1008,7 @@ publish_run(struct trust_store *st, const char *pub_root, const struct publish_o
 	int rc;
 
 	o = o ? o : &none;
+	c.o = o;
 	memset(r, 0, sizeof(*r));
 	if (st->lockfd < 0)
 		return trust_errf(err, TRUST_EINVAL,

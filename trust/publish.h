@@ -16,6 +16,11 @@ struct publish_opts {
 	const char *config_dir;		/* NULL: <store>/configs */
 	uint32_t timestamp;		/* 0: now */
 	bool force;			/* republish an existing generation */
+	/* `utils itl reset remotekey`: this pair (an ITLRecovery.p12 from
+	 * elsewhere) signs the ITL of this publication only, and its
+	 * certificate goes in as a SAST record; NULL: the store's signer. */
+	const struct trust_cert *itl_signer_cert;
+	EVP_PKEY *itl_signer_key;
 };
 
 struct publish_result {

@@ -1256,6 +1256,18 @@ old_generation(const char *dir)
 	return gen;
 }
 
+uint64_t
+store_generation_hint(const char *dir)
+{
+	return old_generation(dir);
+}
+
+int
+store_lock(const char *dir, struct trust_err *err)
+{
+	return lock_take(dir, err);
+}
+
 static int
 init_settings(struct store_settings *s, const struct store_init_opts *o, struct trust_err *err)
 {

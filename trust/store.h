@@ -148,6 +148,13 @@ int store_setting_set(struct store_settings *s, const char *key, const char *val
 	struct trust_err *err);
 const char *store_setting_get(const struct store_settings *s, unsigned i, char *buf,
 	size_t n);
+/* The store's lock (what STORE_LOCK takes) without reading the index, for
+ * replacing a store that may be damaged: a file descriptor to close, or a
+ * negative error (TRUST_ELOCKED naming the holder). */
+int store_lock(const char *dir, struct trust_err *err);
+/* The generation the index at dir names, read leniently (a damaged or
+ * missing index gives 0): for numbering what replaces it. */
+uint64_t store_generation_hint(const char *dir);
 /* mkdir -p with mode for each directory it creates. */
 int store_mkdir_p(const char *dir, unsigned mode, struct trust_err *err);
 /* The unit whose key signs the ITL (and the CTL) under these settings. */

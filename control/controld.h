@@ -1,0 +1,59 @@
+/*
+ * tvs-controld: the daemon that owns the trust store and every signing
+ * key but the TVS TLS key. tvsctl sends it the commands that change trust
+ * (cdproto.h); it runs them with tvsctl's own handlers, publishes the
+ * result, has tvsd reload it and answers only when every worker lcore of
+ * tvsd serves the new generation (or says which step failed).
+ *
+ * Threads: the main thread accepts connections and refreshes the ITL
+ * rollout from tvsd now and then; each connection is a thread. store_mu
+ * serialises the sessions that change the store: a second one is told
+ * "locked" and who holds it, at once.
+ */
+#ifndef CONTROL_CONTROLD_H
+#define CONTROL_CONTROLD_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <syslog.h>
+#include <sys/types.h>
+
+#include "cdproto.h"
+#include "ctl.h"
+
+#define CD_DEFAULT_SOCKET CTL_DEFAULT_CONTROLD
+
+struct controld {
+	const char *socket;
+	const char *group;
+	const char *store;
+	const char *pub;
+	const char *tvsd;
+	char store_real[PATH_MAX];
+	char pub_real[PATH_MAX];
+	int serve_timeout_ms;		/* for every lcore to serve a publication */
+	int rollout_interval_s;
+	int listen_fd;
+	pthread_mutex_t store_mu;
+	pthread_mutex_t holder_mu;
+	char holder[320];		/* who holds store_mu, for "locked" */
+	long long holder_since;
+	struct cd_stats stats;		/* __atomic updates */
+	int active;			/* sessions running */
+};
+
+extern struct controld cd;
+
+void cd_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+long long cd_now_ms(void);
+#define CD_COUNT(field) __atomic_add_fetch(&cd.stats.field, 1, __ATOMIC_RELAXED)
+
+/* cd_serve.c: tvsd. */
+/* Has tvsd reload and waits until every lcore serves gen (0: the current
+ * publication); prints the outcome line to c->out. Returns the exit code. */
+int cd_serve(struct ctl *c, uint64_t gen, long long t0);
+/* Pulls tvsd's fetch table into <pub>/rollout (quietly when tvsd is down). */
+void cd_rollout_refresh(void);
+
+#endif

@@ -1,0 +1,266 @@
+/*
+ * tvsctl's side of tvs-controld (protocol in cdproto.h): the parsed
+ * command goes over as words, the daemon's output comes back as it is
+ * written, its questions are asked here on the terminal, and its exit code
+ * becomes ours. When no daemon answers, the command runs here instead.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "cdproto.h"
+#include "ctl.h"
+
+#define REMOTE_TIMEOUT_MS (10 * 60 * 1000)	/* a publish of 100k certificates */
+#define ASK_TIMEOUT_MS (5 * 60 * 1000)
+
+struct words {
+	uint8_t buf[CD_PAYLOAD_MAX];
+	size_t len;
+	uint32_t n;
+	bool full;
+};
+
+static void
+words_add(struct words *w, const char *s)
+{
+	size_t n = strlen(s) + 1;
+
+	if (w->len + n > sizeof(w->buf) || n > CD_WORD_MAX || w->n == CD_WORDS_MAX) {
+		w->full = true;
+		return;
+	}
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+	w->n++;
+}
+
+/* The daemon may run elsewhere in the file system: relative paths it is
+ * given are made absolute here. Paths are the arguments whose usage word
+ * names a file, and the options that take one. */
+static const char *
+absolute(const char *p)
+{
+	char cwd[4096], *out;
+
+	if (p[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+		return p;
+	if (asprintf(&out, "%s/%s", cwd, p) < 0)
+		return p;
+	return out;	/* lives as long as the process */
+}
+
+static bool
+arg_is_path(const struct ctl_cmd *k, int i)
+{
+	char buf[256], *save = NULL, *t;
+	int n = 0;
+
+	snprintf(buf, sizeof(buf), "%s", k->args);
+	for (t = strtok_r(buf, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save), n++)
+		if (n == i)
+			return strstr(t, "pem>") || strstr(t, "key>") || strstr(t, "file>") ||
+				strstr(t, "p12>");
+	return false;
+}
+
+static bool
+opt_is_path(const char *name)
+{
+	return strcmp(name, "configs") == 0 || strcmp(name, "passphrase-file") == 0;
+}
+
+/* The command as words: its words, "--opt [val]"..., "--", the arguments. */
+static void
+words_of(struct ctl *c, struct words *w)
+{
+	uint32_t flags = 0;
+
+	w->len = 8;
+	if (c->yes)
+		flags |= CD_F_YES;
+	if (c->json)
+		flags |= CD_F_JSON;
+	if (c->store_given) {
+		flags |= CD_F_STORE;
+		words_add(w, absolute(c->store_dir));
+	}
+	if (c->pub_given) {
+		flags |= CD_F_PUB;
+		words_add(w, absolute(c->pub_dir));
+	}
+	for (int i = 0; i < CTL_MAX_WORDS && c->cmd->words[i]; i++)
+		words_add(w, c->cmd->words[i]);
+	for (int i = 0; i < c->nopts; i++) {
+		char opt[128];
+
+		snprintf(opt, sizeof(opt), "--%s", c->opts[i].name);
+		words_add(w, opt);
+		if (c->opts[i].val != NULL)
+			words_add(w, opt_is_path(c->opts[i].name) ? absolute(c->opts[i].val) :
+				c->opts[i].val);
+	}
+	words_add(w, "--");
+	for (int i = 0; i < c->nargs; i++)
+		words_add(w, arg_is_path(c->cmd, i) ? absolute(c->args[i]) : c->args[i]);
+	memcpy(w->buf, &flags, 4);
+	memcpy(w->buf + 4, &w->n, 4);
+}
+
+static bool
+no_daemon(const char *path)
+{
+	return path == NULL || path[0] == '\0' || strcmp(path, "none") == 0;
+}
+
+/* A connected socket; -1 when there is no daemon (said once when a socket
+ * file is there but nobody answers). */
+static int
+connect_daemon(struct ctl *c, bool quiet)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat sb;
+	int fd;
+
+	if (no_daemon(c->controld) || strlen(c->controld) >= sizeof(sa.sun_path))
+		return -1;
+	memcpy(sa.sun_path, c->controld, strlen(c->controld) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return fd;
+	if (!quiet && stat(c->controld, &sb) == 0)
+		fprintf(c->errf, "tvsctl: controld not running (%s: %s); %s\n", c->controld,
+			strerror(errno), c->cmd->flags & CTL_F_CHANGE ?
+			"changing the store directly" : "reading the store directly");
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* The daemon's question, asked here; answers "" when there is no terminal
+ * for a confirmation (the daemon then cancels and we say why). */
+static int
+answer(int fd, const uint8_t *p, bool *notty)
+{
+	uint32_t secret;
+	char ans[CD_ANSWER_MAX];
+	int rc;
+
+	memcpy(&secret, p, 4);
+	ans[0] = '\0';
+	if (secret) {
+		if (ctl_tty_secret((const char *)p + 4, ans, sizeof(ans)) != 0)
+			*notty = true;
+	} else if (isatty(STDIN_FILENO)) {
+		printf("%s\nDo you want to continue? (y/n): ", (const char *)p + 4);
+		fflush(stdout);
+		if (fgets(ans, sizeof(ans), stdin) == NULL)
+			ans[0] = '\0';
+		ans[strcspn(ans, "\r\n")] = '\0';
+	} else {
+		*notty = true;
+	}
+	rc = cd_send(fd, CD_ANSWER, ans, strlen(ans) + 1);
+	OPENSSL_cleanse(ans, sizeof(ans));
+	return rc;
+}
+
+static int
+converse(struct ctl *c, int fd)
+{
+	static uint8_t buf[CD_PAYLOAD_MAX + 1];
+	bool notty = false;
+	struct cd_hdr h;
+	uint32_t code;
+	int n;
+
+	for (;;) {
+		n = cd_recv(fd, &h, buf, CD_PAYLOAD_MAX, REMOTE_TIMEOUT_MS);
+		if (n < 0 || !cd_check(h.type, buf, (size_t)n, true))
+			return ctl_fail(c, "controld at %s: %s", c->controld, n == -1 ? (errno ?
+				"no answer" : "closed the connection before the end of the command") :
+				"sent a malformed message");
+		switch (h.type) {
+		case CD_OUT:
+			fwrite(buf, 1, (size_t)n, c->out);
+			break;
+		case CD_ERR:
+			fflush(c->out);
+			fwrite(buf, 1, (size_t)n, c->errf);
+			break;
+		case CD_ASK:
+			fflush(c->out);
+			if (answer(fd, buf, &notty) != 0)
+				return ctl_fail(c, "controld at %s: connection lost", c->controld);
+			break;
+		case CD_DONE:
+			memcpy(&code, buf, 4);
+			fflush(c->out);
+			if (notty && code != CTL_OK)
+				return ctl_usage(c, "'%s%s%s' needs an answer and stdin is not a "
+					"terminal; add --yes to confirm (and --passphrase-file F for a "
+					"passphrase)", c->cmd->words[0], c->cmd->words[1] ? " " : "",
+					c->cmd->words[1] ? c->cmd->words[1] : "");
+			return (int)code;
+		case CD_NOT_MINE:
+			buf[n] = '\0';
+			fprintf(c->errf, "tvsctl: controld manages the store %s, not %s; %s\n",
+				(const char *)buf, c->store_dir, "working on the store directly");
+			return CTL_OFFLINE;
+		default:
+			return ctl_fail(c, "controld at %s: unexpected message type %u", c->controld,
+				h.type);
+		}
+	}
+}
+
+int
+ctl_remote_run(struct ctl *c)
+{
+	static struct words w;
+	int fd, rc;
+
+	memset(&w, 0, sizeof(w));
+	words_of(c, &w);
+	if (w.full)
+		return ctl_usage(c, "command line too long for controld");
+	if ((fd = connect_daemon(c, false)) < 0)
+		return CTL_OFFLINE;
+	if (cd_send(fd, CD_CMD, w.buf, w.len) != 0) {
+		close(fd);
+		return ctl_fail(c, "controld at %s: %s", c->controld, strerror(errno));
+	}
+	rc = converse(c, fd);
+	close(fd);
+	return rc;
+}
+
+int
+ctl_remote_query(struct ctl *c, uint32_t type, void *reply, size_t len, char *err,
+	size_t errsz)
+{
+	uint8_t buf[256];
+	struct cd_hdr h;
+	int fd = connect_daemon(c, true), n;
+
+	if (fd < 0) {
+		snprintf(err, errsz, "controld not running at %s", no_daemon(c->controld) ? "-" :
+			c->controld);
+		return -1;
+	}
+	n = cd_send(fd, type, NULL, 0) == 0 ? cd_recv(fd, &h, buf, sizeof(buf), 5000) : -1;
+	close(fd);
+	if (n < 0 || h.type != type || !cd_check(type, buf, (size_t)n, true) || (size_t)n != len) {
+		snprintf(err, errsz, "controld at %s gave no answer", c->controld);
+		return -1;
+	}
+	memcpy(reply, buf, len);
+	return 0;
+}
