@@ -212,6 +212,15 @@ const struct dp_tvs_gen *dp_pub_tvs_gen(void);
 int dp_pub_lookup(void *ctx, const char *name, struct tftp_file *f);
 void dp_pub_release(void *ctx, void *ref);
 
+/* dp_rollout.c: which phone fetched which ITL generation (tftp_ops.done on
+ * the workers, drained by the main lcore, `rollout` on the control socket) */
+int dp_rollout_init(void);
+void dp_rollout_done(void *ctx, const char *name, const struct tftp_peer *peer,
+	uint64_t generation, bool ok);
+void dp_rollout_drain(void);
+void dp_rollout_json(FILE *f);
+void dp_rollout_fini(void);
+
 /* dp_ctl.c: control socket served by the main lcore */
 void dp_json_str(FILE *f, const char *s);
 int dp_ctl_open(const char *path);

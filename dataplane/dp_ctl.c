@@ -19,6 +19,11 @@
  *            (counters include cert_lookups, cert_hits, cert_misses)
  *   reload   load <publications>/current and swap it in:
  *            {"ok":true,"generation":G,"message":".."} or {"ok":false,"error":".."}
+ *   rollout  {"ok":true,"phones":N,"capacity":C,"overflow":N,"dropped":N,"failed":N,
+ *             "records":N,"entries":[{"mac":"001122AABBCC","generation":G,
+ *             "time":T,"fetches":N},...]}  (ITLSEP<MAC>.tlv fetches, dp_rollout.c)
+ *   memory   {"ok":true,"jemalloc":{"allocated":B,"active":B,"resident":B,
+ *             "retained":B,"mapped":B} or null,"hugepages":{"<socket>":{...}}}
  *
  * Commands are a table (HAProxy cli_kws, Knot cmd_table): the usage
  * strings are the help text.
@@ -34,6 +39,11 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <rte_malloc.h>
+#ifdef TVS_HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 
 #include "dp.h"
 
@@ -109,6 +119,56 @@ dp_ctl_reload(FILE *f, const char *arg __rte_unused)
 	dp_json_str(f, msg);
 }
 
+/* Phones and the last ITL generation each fetched (dp_rollout.c). */
+static void
+dp_ctl_rollout(FILE *f, const char *arg __rte_unused)
+{
+	dp_rollout_json(f);
+}
+
+/* The process heap (jemalloc's statistics, when linked) and DPDK's
+ * hugepage heaps, per NUMA socket. */
+static void
+dp_ctl_memory(FILE *f, const char *arg __rte_unused)
+{
+	struct rte_malloc_socket_stats ms;
+
+	fputs("\"ok\":true,\"jemalloc\":", f);
+#ifdef TVS_HAVE_JEMALLOC
+	{
+		static const char *const names[] = { "allocated", "active", "resident", "retained",
+			"mapped" };
+		uint64_t epoch = 1;
+		size_t sz = sizeof(epoch);
+		char name[32];
+
+		mallctl("epoch", &epoch, &sz, &epoch, sz);
+		for (size_t i = 0; i < RTE_DIM(names); i++) {
+			size_t v = 0, vs = sizeof(v);
+
+			snprintf(name, sizeof(name), "stats.%s", names[i]);
+			mallctl(name, &v, &vs, NULL, 0);
+			fprintf(f, "%s\"%s\":%zu", i ? "," : "{", names[i], v);
+		}
+		fputc('}', f);
+	}
+#else
+	fputs("null", f);
+#endif
+	fputs(",\"hugepages\":{", f);
+	for (unsigned i = 0; i < rte_socket_count(); i++) {
+		int sock = rte_socket_id_by_idx(i);
+
+		if (rte_malloc_get_socket_stats(sock, &ms) != 0)
+			continue;
+		fprintf(f, "%s\"%d\":{\"heap_total\":%zu,\"heap_free\":%zu,\"heap_alloc\":%zu,"
+			"\"greatest_free\":%zu,\"alloc_count\":%u,\"free_count\":%u}", i ? "," : "",
+			sock, ms.heap_totalsz_bytes, ms.heap_freesz_bytes, ms.heap_allocsz_bytes,
+			ms.greatest_free_size, ms.alloc_count, ms.free_count);
+	}
+	fputc('}', f);
+}
+
 static void dp_ctl_help(FILE *f, const char *arg);
 
 static const struct dp_ctl_cmd {
@@ -120,6 +180,8 @@ static const struct dp_ctl_cmd {
 	{ "status", dp_ctl_status, "process, workers, ports and the generation served" },
 	{ "stats", dp_ctl_stats, "every counter, summed and per worker lcore" },
 	{ "reload", dp_ctl_reload, "load <publications>/current and swap it in" },
+	{ "rollout", dp_ctl_rollout, "phones and the last ITL generation each fetched" },
+	{ "memory", dp_ctl_memory, "jemalloc statistics and DPDK hugepage heaps" },
 };
 
 static void
@@ -232,6 +294,7 @@ dp_ctl_poll(int timeout_ms)
 	struct pollfd pfd[DP_CTL_CLIENTS + 1];
 	unsigned map[DP_CTL_CLIENTS + 1], n = 0;
 
+	dp_rollout_drain();
 	if (dp_ctl_fd >= 0) {
 		pfd[n].fd = dp_ctl_fd;
 		pfd[n++].events = POLLIN;

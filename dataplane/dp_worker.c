@@ -69,6 +69,7 @@ const struct tftp_ops dp_tftp_ops = {
 	.lookup = dp_pub_lookup,
 	.release = dp_pub_release,
 	.send = dp_tftp_send,
+	.done = dp_rollout_done,
 };
 
 /* The engine's counters, copied word by word so readers never see a
@@ -246,7 +247,7 @@ dp_workers_init(void)
 	for (unsigned w = 0; w < dp_app.nworkers; w++)
 		if (dp_worker_init(w) < 0)
 			return -1;
-	return 0;
+	return dp_rollout_init();
 }
 
 /* After the workers stopped: engines release the transfers they hold. */
@@ -274,4 +275,5 @@ dp_workers_free(void)
 		rte_free(lc->slot_l2);
 		lc->slot_l2 = NULL;
 	}
+	dp_rollout_fini();
 }
