@@ -65,7 +65,7 @@ lcores_at(const struct jflat *f, uint64_t gen, char *at, size_t atsz, char *lag,
 				nlag++ ? ", " : "", (int)idn, p, f->p[i].val);
 		}
 	}
-	return nat == 0 ? -1 : nlag;
+	return nat + nlag == 0 ? -1 : nlag;
 }
 
 static int

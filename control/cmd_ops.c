@@ -201,11 +201,15 @@ cmd_set_param(struct ctl *c)
 		on = false;
 	else
 		return ctl_usage(c, "bad value '%s' for rollback-pre8 (true or false)", v);
-	if (on && !ctl_confirm(c, "WARNING: phones that load this ITL find empty TFTP and TVS "
-	    "records: they then know no TVS, so HTTPS phone services (and every signed file "
-	    "from a signer they do not know) stop working while it is set. Basic calls continue. "
-	    "Use it to move phones to a cluster without Security by Default.", &rc))
-		return rc;
+	if (on) {
+		fprintf(c->out, "WARNING: phones that load the next ITL find empty TFTP and TVS "
+			"records: they then know no TVS, so HTTPS phone services (and every signed file "
+			"from a signer they do not know) stop working while rollback-pre8 is true. Basic "
+			"calls continue. Use it to move phones to a cluster without Security by "
+			"Default, then set it back to false.\n");
+		if (!ctl_confirm(c, "Set rollback-pre8 to true?", &rc))
+			return rc;
+	}
 	if (!ctl_store_open(c, STORE_LOCK, &st))
 		return CTL_FAIL;
 	if (st.set.rollback_pre8 == on) {
