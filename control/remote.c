@@ -48,13 +48,15 @@ words_add(struct words *w, const char *s)
 static const char *
 absolute(const char *p)
 {
-	char cwd[4096], *out;
+	static char pool[CTL_MAX_ARGS + CTL_MAX_OPTS + 2][4096];
+	static unsigned used;
+	char cwd[4096];
 
-	if (p[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+	if (p[0] == '/' || used == sizeof(pool) / sizeof(pool[0]) ||
+	    getcwd(cwd, sizeof(cwd)) == NULL ||
+	    snprintf(pool[used], sizeof(pool[0]), "%s/%s", cwd, p) >= (int)sizeof(pool[0]))
 		return p;
-	if (asprintf(&out, "%s/%s", cwd, p) < 0)
-		return p;
-	return out;	/* lives as long as the process */
+	return pool[used++];
 }
 
 static bool
