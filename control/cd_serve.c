@@ -79,10 +79,11 @@ not_served(struct ctl *c, uint64_t gen, const char *why)
 }
 
 static int
-wait_served(struct ctl *c, int fd, uint64_t gen, long long t0)
+wait_served(struct ctl *c, int fd, uint64_t gen, long long t0, long long t_reload)
 {
 	long long deadline = cd_now_ms() + cd.serve_timeout_ms;
 	char err[256], at[256], lag[512], why[900];
+	long long t_answer = cd_now_ms();
 	struct jflat f;
 	char *reply;
 	int nlag = -1;
@@ -96,8 +97,9 @@ wait_served(struct ctl *c, int fd, uint64_t gen, long long t0)
 		free(reply);
 		if (nlag == 0) {
 			CD_COUNT(served);
-			cd_log(LOG_INFO, "generation %" PRIu64 " served by lcores %s in %lld ms", gen, at,
-				cd_now_ms() - t0);
+			cd_log(LOG_INFO, "generation %" PRIu64 " served by lcores %s in %lld ms "
+				"(reload asked after %lld ms, answered after %lld ms)", gen, at,
+				cd_now_ms() - t0, t_reload - t0, t_answer - t0);
 			fprintf(c->out, "done, generation %" PRIu64 " served by lcores %s in %lld ms\n",
 				gen, at, cd_now_ms() - t0);
 			return CTL_OK;
@@ -123,6 +125,7 @@ cd_serve(struct ctl *c, uint64_t gen, long long t0)
 	char err[256], why[600], *reply = NULL;
 	const char *ok, *msg;
 	struct jflat f = { 0 };
+	long long t_reload;
 	int fd, rc;
 
 	if (gen == 0 && (gen = current_generation()) == 0)
@@ -131,6 +134,7 @@ cd_serve(struct ctl *c, uint64_t gen, long long t0)
 		snprintf(why, sizeof(why), "tvsd is unreachable at %s (%s)", cd.tvsd, err);
 		return not_served(c, gen, why);
 	}
+	t_reload = cd_now_ms();
 	if (tvsd_request(fd, "reload", RELOAD_TIMEOUT_MS, REPLY_MAX, &reply, err, sizeof(err)) != 0 ||
 	    jflat_parse(&f, reply) != 0 || (ok = jflat_get(&f, "ok")) == NULL) {
 		snprintf(why, sizeof(why), "tvsd at %s did not answer the reload (%s)", cd.tvsd,
@@ -146,7 +150,7 @@ cd_serve(struct ctl *c, uint64_t gen, long long t0)
 			jflat_get(&f, "generation") ? jflat_get(&f, "generation") : "?");
 		rc = CTL_FAIL;
 	} else {
-		rc = wait_served(c, fd, gen, t0);
+		rc = wait_served(c, fd, gen, t0, t_reload);
 	}
 	jflat_free(&f);
 	free(reply);
