@@ -35,6 +35,7 @@
 #define FIRST_MSG_MS 10000	/* a client that says nothing is dropped */
 #define ASK_MS (5 * 60 * 1000)	/* an operator answering a question */
 #define STOP_WAIT_MS 10000
+#define CD_SESSIONS_MAX 64	/* threads; each is bounded in time */
 
 struct controld cd = {
 	.socket = CD_DEFAULT_SOCKET,
@@ -391,6 +392,11 @@ accept_one(void)
 	if (fd < 0)
 		return;
 	CD_COUNT(clients);
+	if (__atomic_load_n(&cd.active, __ATOMIC_ACQUIRE) >= CD_SESSIONS_MAX) {
+		cd_log(LOG_WARNING, "more than %d sessions; one connection refused", CD_SESSIONS_MAX);
+		close(fd);
+		return;
+	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		close(fd);
 		return;
