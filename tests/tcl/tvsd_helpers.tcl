@@ -80,7 +80,9 @@ proc tvsd_start {dir conf args} {
 	# The shell records tvsd's exit status; `ip netns exec` execs tvsd.
 	set rcfile [file join $dir rc$::tvsd_seq]
 	set sh "[join [lmap w $cmd {shellquote $w}] " "] >[shellquote $log] 2>&1 & echo \$! >[shellquote $rcfile.pid]; wait \$!; echo \$? >[shellquote $rcfile]"
-	exec sh -c $sh &
+	# no pipe of ours reaches tvsd: tcltest's parent reads the child's
+	# output until every holder closes it, a leaked tvsd would hang it
+	exec sh -c $sh </dev/null >/dev/null 2>/dev/null &
 	wait_for 5000 {[file exists $rcfile.pid] && [file size $rcfile.pid] > 0}
 	set h [dict create pid [string trim [readbin $rcfile.pid]] log $log rc $rcfile \
 		prefix $prefix rt $rt sock [file join $dir ctl.sock] dir $dir ns [dict get $o ns]]
@@ -332,4 +334,160 @@ proc ns_collect {job} {
 
 proc ns_parallel {ns secs cmds} {
 	ns_collect [ns_spawn $ns $secs $cmds]
+}
+
+# ---- TVS (tvsd_tvs.test) ---------------------------------------------------
+
+# The certificates of an ITL's records of one role (21 = TVS), parsed here
+# in Tcl so that a check does not trust the C parser it is testing.
+proc itl_role_certs {path role} {
+	set d [readbin $path]
+	# HEADER_LENGTH 02 0002 <u16> at offset 5; each record opens with
+	# RECORD_LENGTH 01 0002 <u16 of the whole record>
+	binary scan $d @5cuSuSu tag l hlen
+	if {$tag != 2} { error "$path: no HEADER_LENGTH at offset 5" }
+	set certs {}
+	for {set off $hlen} {$off + 5 <= [string length $d]} {set off $end} {
+		binary scan $d @${off}cuSuSu tag l rlen
+		if {$tag != 1 || $rlen < 5} { error "$path: no RECORD_LENGTH at offset $off" }
+		set end [expr {$off + $rlen}]
+		set r -1
+		set cert ""
+		for {set p [expr {$off + 5}]} {$p + 3 <= $end} {incr p [expr {3 + $l}]} {
+			binary scan $d @${p}cuSu t l
+			set v [string range $d [expr {$p + 3}] [expr {$p + 2 + $l}]]
+			if {$t == 4} { binary scan $v Su r }
+			if {$t == 9} { set cert $v }
+		}
+		if {$r == $role && $cert ne ""} { lappend certs $cert }
+	}
+	return $certs
+}
+
+# DER of the first PEM certificate in some text (s_client -showcerts).
+proc pem_first_der {text tmp} {
+	if {![regexp {(-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----)} $text -> pem]} {
+		return ""
+	}
+	writebin $tmp $pem
+	exec openssl x509 -in $tmp -outform DER -out $tmp.der
+	return [readbin $tmp.der]
+}
+
+# TCP and TLS behaviour that the real clients cannot show, from inside
+# the namespace (python3; every loop bounded):
+#   silent SECS          connect, send nothing; "eof" when the server
+#                        closes, "timeout" after SECS
+#   rst HEX              connect, send HEX, then close with RST (linger 0)
+#   garbage HEX SECS     connect, send HEX (not TLS); "eof" or "reset"
+#   hold N SECS          N connections opened and held; then one more,
+#                        which sends 3 bytes and prints how it ended:
+#                        "reset" (refused), "eof" or "timeout"
+#   synflood N PORT      N SYNs from a raw socket, random source ports
+#   session DER1 DER2 GO TLS, verify DER1, print its status, wait until
+#                        file GO exists (bounded), verify DER2 on the same
+#                        connection, print its status
+set ::py_tcp {
+import os, random, socket, ssl, struct, sys, time
+
+SRV = ("10.99.0.2", int(os.environ.get("TVS_PORT", "2445")))
+cmd = sys.argv[1]
+
+def verify_req(rid, der):
+    dev = b"\x01CP-8861-SEP0000000000AB"
+    area = b"\x01" + struct.pack("!H", len(dev)) + dev + b"\x02" + struct.pack("!H", len(der)) + der
+    return struct.pack("!BBBBIH", 0x57, 1, 1, 0, rid, len(area)) + area
+
+def recv_n(s, n):
+    b = b""
+    while len(b) < n:
+        d = s.recv(n - len(b))
+        if not d:
+            raise EOFError
+        b += d
+    return b
+
+def answer_status(s):
+    hdr = recv_n(s, 10)
+    area = recv_n(s, struct.unpack("!H", hdr[8:10])[0])
+    off = 0
+    while off + 3 <= len(area):
+        tag, ln = area[off], struct.unpack("!H", area[off + 1:off + 3])[0]
+        if tag == 7:
+            return area[off + 3]
+        off += 3 + ln
+    return -1
+
+def wait_close(s, secs):
+    s.settimeout(secs)
+    try:
+        while s.recv(4096):
+            pass
+        return "eof"
+    except socket.timeout:
+        return "timeout"
+    except ConnectionResetError:
+        return "reset"
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    v = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while v >> 16:
+        v = (v & 0xffff) + (v >> 16)
+    return ~v & 0xffff
+
+if cmd == "silent":
+    s = socket.create_connection(SRV, timeout=5)
+    print(wait_close(s, float(sys.argv[2])))
+elif cmd == "rst":
+    s = socket.create_connection(SRV, timeout=5)
+    s.sendall(bytes.fromhex(sys.argv[2]))
+    time.sleep(0.2)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    print("sent")
+elif cmd == "garbage":
+    s = socket.create_connection(SRV, timeout=5)
+    s.sendall(bytes.fromhex(sys.argv[2]))
+    print(wait_close(s, float(sys.argv[3])))
+elif cmd == "hold":
+    held = [socket.create_connection(SRV, timeout=5) for _ in range(int(sys.argv[2]))]
+    time.sleep(0.3)
+    s = socket.create_connection(SRV, timeout=5)
+    try:
+        s.sendall(b"\x16\x03\x01")
+        print(wait_close(s, float(sys.argv[3])))
+    except (ConnectionResetError, BrokenPipeError):
+        print("reset")
+    for h in held:
+        h.close()
+elif cmd == "synflood":
+    n, port = int(sys.argv[2]), int(sys.argv[3])
+    r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    src, dst = socket.inet_aton("10.99.0.1"), socket.inet_aton(SRV[0])
+    for i in range(n):
+        sport = random.randint(1024, 65535)
+        h = struct.pack("!HHIIBBHHH", sport, port, random.getrandbits(32), 0, 5 << 4, 0x02,
+                        65535, 0, 0)
+        c = csum(src + dst + struct.pack("!BBH", 0, 6, len(h)) + h)
+        r.sendto(h[:16] + struct.pack("!H", c) + h[18:], (SRV[0], 0))
+    print("sent %d" % n)
+elif cmd == "session":
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s = ctx.wrap_socket(socket.create_connection(SRV, timeout=10))
+    s.sendall(verify_req(1, open(sys.argv[2], "rb").read()))
+    print("first %d" % answer_status(s), flush=True)
+    deadline = time.time() + 30
+    while not os.path.exists(sys.argv[4]) and time.time() < deadline:
+        time.sleep(0.05)
+    s.sendall(verify_req(2, open(sys.argv[3], "rb").read()))
+    print("second %d" % answer_status(s))
+}
+
+# Runs the python3 TCP helper in ns, bounded; returns {exitcode output}.
+proc tcp_helper {ns secs args} {
+	ns_run $ns $secs python3 -c $::py_tcp {*}$args
 }
