@@ -11,6 +11,11 @@
  * hands the mbuf to the owner over the owner's rte_ring, so a transfer's
  * state is only ever touched by one lcore.
  *
+ * TVS: TCP segments for [tvs] port go to the worker that owns their
+ * 4-tuple (dp_tvs.c: the NIC's RSS choice when known, else a hash), whose
+ * TCP engine (tcp.h) and TLS sessions (tvs_session.h) answer them; RSA
+ * operations of handshakes may go to an offload thread over rte_rings.
+ *
  * Everything a worker writes lives in its own cache-aligned struct
  * dp_lcore; readers (telemetry thread, control loop) only load counters.
  * The publication is one pointer swapped with QSBR RCU (dp_pub.c).
