@@ -96,15 +96,21 @@ cmd_store_gc(struct ctl *c)
 static int
 set_setting(struct ctl *c, const char *key, const char *val)
 {
+	struct store_settings old;
 	struct trust_store st;
 	int rc;
 
 	if (!ctl_store_open(c, STORE_LOCK, &st))
 		return CTL_FAIL;
+	old = st.set;
 	if (store_setting_set(&st.set, key, val, &c->err) != 0) {
 		store_close(&st);
 		return c->err.code == TRUST_ENOTFOUND || c->err.code == TRUST_EINVAL ?
 			ctl_usage(c, "%s", c->err.msg) : ctl_fail_err(c);
+	}
+	if (store_settings_check_change(&old, &st.set, &c->err) != 0) {
+		store_close(&st);
+		return ctl_fail_err(c);
 	}
 	rc = ctl_store_commit(c, &st, "Successfully set %s to %s.", key, val);
 	store_close(&st);

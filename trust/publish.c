@@ -528,8 +528,9 @@ publish_one_config(struct pub_ctx *c, const char *dir, const char *name, bool *h
 		return r;
 	if (strcmp(name, "XMLDefault.cnf.xml") == 0) {
 		*have_default = true;
-		r = pub_put(c, "serve", name, b.data, b.len, 0644);
-		if (r == 0)
+		/* without auto-registration no phone may take the default */
+		r = c->set->auto_registration ? pub_put(c, "serve", name, b.data, b.len, 0644) : 0;
+		if (r == 0 && c->set->auto_registration)
 			r = put_signed(c, name, b.data, b.len);
 	} else if ((ph = phone_of(c->st, name)) != NULL) {
 		r = put_encrypted(c, ph, name, b.data, b.len);
@@ -560,7 +561,7 @@ publish_configs(struct pub_ctx *c, const char *config_dir)
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
-	if (r != 0 || have_default)
+	if (r != 0 || have_default || !c->set->auto_registration)
 		return r;
 	trust_buf_init(&b);
 	if ((r = default_config(c, &b)) != 0)

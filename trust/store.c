@@ -70,8 +70,11 @@ store_list_signer(const struct store_settings *s)
 static const char *const setting_keys[] = {
 	"security-mode", "itl-signer", "hash", "tftp-role", "tvs-ttl", "hostname",
 	"ipv4", "rollback-pre8", "reset-signer", "keep-publications", "key-bits",
+	"auto-registration",
 };
 #define NSETTINGS (sizeof(setting_keys) / sizeof(setting_keys[0]))
+/* the keys every STORE has; later ones were added since and default */
+#define NSETTINGS_REQUIRED 11
 
 static bool
 valid_hostname(const char *s)
@@ -170,6 +173,9 @@ store_setting_set(struct store_settings *s, const char *key, const char *val,
 	} else if (strcmp(key, "reset-signer") == 0) {
 		if (parse_bool(val, &s->reset_signer) != 0)
 			goto bad;
+	} else if (strcmp(key, "auto-registration") == 0) {
+		if (parse_bool(val, &s->auto_registration) != 0)
+			goto bad;
 	} else if (strcmp(key, "keep-publications") == 0) {
 		if (parse_uint(val, 1, 1000, &u) != 0)
 			goto bad;
@@ -218,8 +224,28 @@ store_setting_get(const struct store_settings *s, unsigned i, char *buf, size_t 
 	case 8: snprintf(buf, n, "%s", s->reset_signer ? "yes" : "no"); break;
 	case 9: snprintf(buf, n, "%u", s->keep_publications); break;
 	case 10: snprintf(buf, n, "%u", s->key_bits); break;
+	case 11: snprintf(buf, n, "%s", s->auto_registration ? "yes" : "no"); break;
 	}
 	return setting_keys[i];
+}
+
+int
+store_settings_check_change(const struct store_settings *old, const struct store_settings *new,
+	struct trust_err *err)
+{
+	if (new->security_mode != MODE_MIXED || !new->auto_registration)
+		return 0;
+	if (old->security_mode != MODE_MIXED)
+		return trust_errf(err, TRUST_EINVAL, "refusing to switch to mixed mode while "
+			"auto-registration is on (phones that register themselves get no "
+			"configuration of their own to authenticate); turn it off first: "
+			"tvsctl set store auto-registration no");
+	if (!old->auto_registration)
+		return trust_errf(err, TRUST_EINVAL, "refusing to turn auto-registration on in "
+			"mixed mode (phones that register themselves get no configuration of their "
+			"own to authenticate); switch to non-secure mode first: "
+			"tvsctl utils ctl set-cluster non-secure-mode");
+	return 0;
 }
 
 static void
@@ -233,6 +259,7 @@ settings_default(struct store_settings *s)
 	s->tvs_ttl = 86400;
 	s->keep_publications = 5;
 	s->key_bits = 2048;
+	s->auto_registration = true;
 }
 
 /* ---- paths, locks, objects ---------------------------------------------- */
@@ -606,7 +633,7 @@ index_parse(const char *dir, char *text, size_t len, struct trust_store *st,
 		return trust_errf(err, TRUST_ESTORE, "trust store %s: STORE has no 'end' line", dir);
 	if (!ip.seen_generation)
 		return trust_errf(err, TRUST_ESTORE, "trust store %s: STORE has no generation", dir);
-	for (unsigned i = 0; i < NSETTINGS; i++)
+	for (unsigned i = 0; i < NSETTINGS_REQUIRED; i++)
 		if (!ip.seen_setting[i])
 			return trust_errf(err, TRUST_ESTORE,
 				"trust store %s: STORE lacks the setting '%s'", dir, setting_keys[i]);

@@ -54,6 +54,7 @@ struct store_settings {
 	bool reset_signer;		/* `utils itl reset`: sign with the other SAST */
 	unsigned keep_publications;
 	unsigned key_bits;
+	bool auto_registration;		/* publish XMLDefault.cnf.xml */
 };
 
 struct store_object {
@@ -148,6 +149,16 @@ int store_setting_set(struct store_settings *s, const char *key, const char *val
 	struct trust_err *err);
 const char *store_setting_get(const struct store_settings *s, unsigned i, char *buf,
 	size_t n);
+/*
+ * The rule a change from old to new settings must keep (as CUCM does):
+ * mixed mode and auto-registration exclude each other, since a phone that
+ * registers itself gets no configuration of its own to authenticate. Only
+ * the change that would bring them together is refused (a store written
+ * before the setting existed loads with auto-registration on whatever its
+ * mode). Returns 0, or TRUST_EINVAL with the reason and the way out.
+ */
+int store_settings_check_change(const struct store_settings *old,
+	const struct store_settings *new, struct trust_err *err);
 /* The store's lock (what STORE_LOCK takes) without reading the index, for
  * replacing a store that may be damaged: a file descriptor to close, or a
  * negative error (TRUST_ELOCKED naming the holder). */

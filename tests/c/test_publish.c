@@ -478,6 +478,24 @@ test_mixed_and_rollback(void)
 	trust_cert_free(&rec);
 }
 
+/* Without auto-registration no default config is served, not even one
+ * from the config folder; the device configs are. */
+static void
+test_auto_registration(void)
+{
+	struct publish_result r;
+	struct trust_err err;
+
+	set_setting("auto-registration", "no");
+	is_int(publish(&r, false, &err), 0, "publish without auto-registration (%s)", err.msg);
+	ok(!exists("current/%s", "XMLDefault.cnf.xml") &&
+		!exists("current/%s", "XMLDefault.cnf.xml.sgn"), "no XMLDefault.cnf.xml(.sgn)");
+	ok(exists("current/%s", "SEP001122334455.cnf.xml.sgn"), "device configs still signed");
+	set_setting("auto-registration", "yes");
+	is_int(publish(&r, false, &err), 0, "publish with auto-registration");
+	ok(exists("current/%s", "XMLDefault.cnf.xml.sgn"), "XMLDefault.cnf.xml.sgn again");
+}
+
 static void
 test_too_big(void)
 {
@@ -534,6 +552,7 @@ main(void)
 	test_generations();
 	test_cert_links();
 	test_mixed_and_rollback();
+	test_auto_registration();
 	test_too_big();
 	trust_cert_free(&phone_cert);
 	trust_cert_free(&app_cert);

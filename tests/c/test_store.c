@@ -392,6 +392,35 @@ test_damage(void)
 	party_rm_rf(dir);
 }
 
+/* Mixed mode and auto-registration: the change that joins them is refused. */
+static void
+test_auto_registration_rule(void)
+{
+	struct store_settings old, new;
+	struct trust_err err;
+
+	memset(&old, 0, sizeof(old));
+	old.auto_registration = true;
+	new = old;
+	store_setting_set(&new, "security-mode", "mixed", &err);
+	is_int(store_settings_check_change(&old, &new, &err), TRUST_EINVAL,
+		"mixed mode refused while auto-registration is on");
+	ok(strstr(err.msg, "set store auto-registration no") != NULL, "says how: %s", err.msg);
+	old.auto_registration = new.auto_registration = false;
+	is_int(store_settings_check_change(&old, &new, &err), 0, "mixed mode once it is off");
+	old = new;
+	is_int(store_setting_set(&new, "auto-registration", "yes", &err), 0, "parsed");
+	is_int(store_settings_check_change(&old, &new, &err), TRUST_EINVAL,
+		"auto-registration refused in mixed mode");
+	ok(strstr(err.msg, "non-secure-mode") != NULL, "says how: %s", err.msg);
+	/* a store from before the setting: mixed and on; other changes pass */
+	old = new;
+	store_setting_set(&new, "tvs-ttl", "60", &err);
+	is_int(store_settings_check_change(&old, &new, &err), 0, "unrelated change allowed");
+	store_setting_set(&new, "security-mode", "non-secure", &err);
+	is_int(store_settings_check_change(&old, &new, &err), 0, "leaving mixed mode allowed");
+}
+
 static void
 test_settings(void)
 {
@@ -417,7 +446,8 @@ test_settings(void)
 	is_int(store_setting_set(&s, "keep-publications", "0", &err), TRUST_EINVAL, "keep 0 refused");
 	while ((k = store_setting_get(&s, n, buf, sizeof(buf))) != NULL)
 		n++;
-	is_int(n, 11, "eleven settings");
+	is_int(n, 12, "twelve settings");
+	test_auto_registration_rule();
 	s.itl_signer = SIGNER_CALLMANAGER;
 	s.reset_signer = false;
 	is_int(store_list_signer(&s), UNIT_CALLMANAGER, "CallManager signs by default");
