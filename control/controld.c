@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -414,6 +415,100 @@ accept_one(void)
 	pthread_attr_destroy(&at);
 }
 
+/* ---- the config folder ----------------------------------------------------- */
+
+/*
+ * Device configs are files dropped into <store>/configs (by an operator or
+ * provisioning); adding, changing or removing one is published like a
+ * tvsctl change. Copies and editors come as bursts of events: publish once
+ * the folder has been quiet for WATCH_SETTLE_MS. The watch is renewed now
+ * and then because a restore swaps in a new store directory (re-adding the
+ * same inode is a no-op).
+ */
+#define WATCH_SETTLE_MS 200
+
+static int watch_fd = -1;
+static long long watch_due;	/* 0: nothing pending */
+
+static void
+watch_renew(void)
+{
+	char dir[PATH_MAX];
+	struct trust_err err = { 0 };
+
+	snprintf(dir, sizeof(dir), "%s/configs", cd.store);
+	if (store_mkdir_p(dir, 0755, &err) != 0)
+		return;
+	(void)inotify_add_watch(watch_fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+		IN_DELETE);
+}
+
+static void
+watch_read(void)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	while ((n = read(watch_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n; ) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+
+			/* dot files: editors' and rsync's temporaries */
+			if (ev->len > 0 && ev->name[0] != '.')
+				watch_due = cd_now_ms() + WATCH_SETTLE_MS;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+}
+
+/* `tvsctl publish` run by the daemon itself; its output goes to the log. */
+static void
+watch_publish(void)
+{
+	/* the store did not change, the folder did: a new generation anyway */
+	char w0[] = "publish", w1[] = "--force", *argv[] = { w0, w1, NULL };
+	struct session *s;
+	struct ctl c = { 0 };
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (pthread_mutex_trylock(&cd.store_mu) != 0) {
+		watch_due = cd_now_ms() + WATCH_SETTLE_MS;	/* after the session */
+		return;
+	}
+	watch_due = 0;
+	if ((s = calloc(1, sizeof(*s))) == NULL || (c.out = open_memstream(&text, &len)) == NULL) {
+		pthread_mutex_unlock(&cd.store_mu);
+		free(s);
+		return;
+	}
+	pthread_mutex_lock(&cd.holder_mu);
+	snprintf(cd.holder, sizeof(cd.holder), "'publish' of a change in %s/configs", cd.store);
+	cd.holder_since = cd_now_ms();
+	pthread_mutex_unlock(&cd.holder_mu);
+	s->fd = -1;
+	s->t0 = cd_now_ms();
+	c.errf = c.out;
+	c.store_dir = cd.store;
+	c.pub_dir = cd.pub;
+	c.controld = "none";
+	c.hooks = &cd_hooks;
+	c.hook_arg = s;
+	rc = ctl_parse(&c, 2, argv);
+	if (rc == CTL_OK)
+		rc = c.cmd->fn(&c);
+	pthread_mutex_lock(&cd.holder_mu);
+	cd.holder[0] = '\0';
+	pthread_mutex_unlock(&cd.holder_mu);
+	pthread_mutex_unlock(&cd.store_mu);
+	fclose(c.out);
+	cd_log(rc == CTL_OK ? LOG_INFO : LOG_WARNING, "config folder changed: publish exit %d: %s",
+		rc, text ? text : "");
+	free(text);
+	free(s);
+}
+
 /* ---- the listening socket -------------------------------------------------- */
 
 /* A socket file left by a dead controld is removed; a live one is an error. */
@@ -627,13 +722,26 @@ check_dirs(void)
 static void
 main_loop(void)
 {
-	long long next_rollout = cd_now_ms();
+	long long next_rollout = cd_now_ms(), next_renew = 0;
 
 	while (!cd_quit) {
-		struct pollfd p = { .fd = cd.listen_fd, .events = POLLIN };
+		struct pollfd p[2] = { { .fd = cd.listen_fd, .events = POLLIN },
+			{ .fd = watch_fd, .events = POLLIN } };
+		long long now = cd_now_ms();
+		int wait = watch_due && watch_due - now < 200 ? (int)(watch_due - now) : 200;
 
-		if (poll(&p, 1, 200) > 0)
-			accept_one();
+		if (poll(p, watch_fd >= 0 ? 2 : 1, wait < 0 ? 0 : wait) > 0) {
+			if (p[0].revents & POLLIN)
+				accept_one();
+			if (p[1].revents & POLLIN)
+				watch_read();
+		}
+		if (watch_fd >= 0 && cd_now_ms() >= next_renew) {
+			watch_renew();
+			next_renew = cd_now_ms() + 1000;
+		}
+		if (watch_due && cd_now_ms() >= watch_due)
+			watch_publish();
 		if (cd.rollout_interval_s > 0 && cd_now_ms() >= next_rollout) {
 			cd_rollout_refresh();
 			next_rollout = cd_now_ms() + cd.rollout_interval_s * 1000LL;
@@ -659,6 +767,9 @@ main(int argc, char **argv)
 	if (check_dirs() != 0 || listen_socket() != 0)
 		return 1;
 	cd.stats.pid = (uint64_t)getpid();
+	if ((watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
+		cd_log(LOG_WARNING, "inotify: %s; changes in %s/configs need 'tvsctl publish'",
+			strerror(errno), cd.store);
 	cd_log(LOG_NOTICE, "listening on %s (mode 0660%s%s), publications %s, tvsd %s",
 		cd.socket, cd.group ? ", group " : "", cd.group ? cd.group : "", cd.pub, cd.tvsd);
 	main_loop();
