@@ -453,8 +453,9 @@ watch_read(void)
 		for (char *p = buf; p < buf + n; ) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 
-			/* dot files: editors' and rsync's temporaries */
-			if (ev->len > 0 && ev->name[0] != '.')
+			/* dot files: editors' and rsync's temporaries; an
+			 * overflow may hide anything */
+			if ((ev->len > 0 && ev->name[0] != '.') || (ev->mask & IN_Q_OVERFLOW))
 				watch_due = cd_now_ms() + WATCH_SETTLE_MS;
 			p += sizeof(*ev) + ev->len;
 		}
