@@ -115,6 +115,20 @@ struct tcp_conn {
 	struct seq_range ooo[TCP_MAX_OOO_RANGES];
 };
 
+/*
+ * A connection that ended, remembered for the life of its cookie (see
+ * gone_remember): the 4-tuple and both ISNs name one incarnation.
+ */
+struct tcp_gone {
+	struct tcp_tuple t;
+	uint32_t irs;
+	uint32_t iss;
+	uint64_t until;		/* 0: empty */
+};
+
+#define GONE_WAYS 4		/* entries per set of the ended-connection table */
+#define GONE_MAX (1u << 18)	/* ceiling of its entries */
+
 struct tcp_engine {
 	struct tcp_limits lim;
 	struct tcp_ops ops;
@@ -129,6 +143,8 @@ struct tcp_engine {
 	uint32_t rmask;		/* reorder ring size - 1 */
 	uint32_t *buckets;
 	uint32_t bmask;
+	struct tcp_gone *gone;	/* ended connections, sets of GONE_WAYS */
+	uint32_t gmask;		/* sets - 1 */
 	uint32_t free_head;
 	uint32_t free_tail;
 	uint32_t tw_head;	/* oldest TIME_WAIT */
@@ -321,8 +337,8 @@ tcp_checksum(uint32_t src_ip, uint32_t dst_ip, const uint8_t *hdr, size_t hdrlen
 
 /* ---- connection table ---- */
 
-static uint32_t
-tuple_bucket(const struct tcp_engine *e, const struct tcp_tuple *t)
+static uint64_t
+tuple_hash(const struct tcp_engine *e, const struct tcp_tuple *t)
 {
 	uint8_t b[12];
 
@@ -330,7 +346,13 @@ tuple_bucket(const struct tcp_engine *e, const struct tcp_tuple *t)
 	put32(b + 4, t->local_ip);
 	put16(b + 8, t->peer_port);
 	put16(b + 10, t->local_port);
-	return (uint32_t)tcp_siphash24(e->hkey, b, sizeof(b)) & e->bmask;
+	return tcp_siphash24(e->hkey, b, sizeof(b));
+}
+
+static uint32_t
+tuple_bucket(const struct tcp_engine *e, const struct tcp_tuple *t)
+{
+	return (uint32_t)tuple_hash(e, t) & e->bmask;
 }
 
 static inline bool
@@ -636,11 +658,73 @@ conn_release(struct tcp_engine *e, uint32_t i)
 	e->active--;
 }
 
-/* The end of a connection: counted once, closed() once. */
+/*
+ * Ended connections. A SYN cookie is stateless, so it stays valid after
+ * its connection is gone: any segment with SEQ = client ISN + 1 and
+ * ACK = cookie + 1 passes cookie_check for the rest of the cookie's life.
+ * The handshake ACK and the client's first data segment are such
+ * segments, and a late copy of either (a duplicate from the network, or,
+ * with several workers, the copy that landed on another lcore's queue and
+ * reaches the owner over the hand-off ring after the connection has
+ * already closed) would re-create the connection, which then waits for a
+ * request that never comes until a timer reaps it. So every connection
+ * that ends is remembered here with both ISNs until its cookie has
+ * certainly expired (two cookie periods from now bound its life, as the
+ * SYN-ACK was sent before now), and a cookie-valid segment that matches
+ * is answered with RST and counted in cookies_bad instead.
+ *
+ * A set-associative array sized from max_conns, allocated at create:
+ * O(GONE_WAYS) per lookup or insert, no allocation. A full set forgets
+ * the entry closest to expiry: the table bounds memory, not correctness
+ * (an entry lost under churn only lets a late duplicate through, to be
+ * reaped by a timer as before). A new incarnation from the same 4-tuple
+ * has a new client ISN and a new cookie, so it never matches.
+ */
+static struct tcp_gone *
+gone_set(const struct tcp_engine *e, const struct tcp_tuple *t)
+{
+	return &e->gone[((uint32_t)(tuple_hash(e, t) >> 32) & e->gmask) * GONE_WAYS];
+}
+
+static void
+gone_remember(struct tcp_engine *e, const struct tcp_conn *c)
+{
+	struct tcp_gone *g = gone_set(e, &c->t), *victim = g;
+
+	for (unsigned w = 0; w < GONE_WAYS; w++) {
+		if (g[w].until <= e->now || tuple_eq(&g[w].t, &c->t)) {
+			victim = &g[w];
+			break;
+		}
+		if (g[w].until < victim->until)
+			victim = &g[w];
+	}
+	victim->t = c->t;
+	victim->irs = c->irs;
+	victim->iss = c->iss;
+	victim->until = e->now + 2 * TCP_COOKIE_PERIOD_NS;
+}
+
+/* The ended connection s (a segment with a valid cookie) belongs to, or NULL. */
+static const struct tcp_gone *
+gone_match(const struct tcp_engine *e, const struct tcp_seg *s)
+{
+	const struct tcp_gone *g = gone_set(e, &s->t);
+
+	for (unsigned w = 0; w < GONE_WAYS; w++)
+		if (g[w].until > e->now && tuple_eq(&g[w].t, &s->t) &&
+			g[w].irs == s->seq - 1 && g[w].iss == s->ack - 1)
+			return &g[w];
+	return NULL;
+}
+
+/* The end of a connection: counted once, closed() once, remembered. */
 static void
 conn_end(struct tcp_engine *e, uint32_t i, enum tcp_end why)
 {
 	bool notify = !(e->cs[i].flags & CF_CLOSED_CB);
+
+	gone_remember(e, &e->cs[i]);
 
 	switch (why) {
 	case TCP_END_CLOSED: e->st.closed++; break;
@@ -1273,6 +1357,11 @@ listen_input(struct tcp_engine *e, const struct tcp_seg *s)
 		send_rst_for(e, s);
 		return;
 	}
+	if (gone_match(e, s) != NULL) {
+		e->st.cookies_bad++;
+		send_rst_for(e, s);
+		return;
+	}
 	e->st.cookies_ok++;
 	if ((i = conn_alloc(e)) == NIL) {
 		e->st.table_full++;
@@ -1627,7 +1716,7 @@ tcp_engine_create(const struct tcp_limits *lim, const uint8_t key[16],
 	const struct tcp_ops *ops, void *ctx)
 {
 	struct tcp_engine *e;
-	uint32_t nb;
+	uint32_t nb, ng;
 	size_t n;
 
 	if (lim == NULL || key == NULL || ops == NULL || ops->send == NULL || ops->recv == NULL ||
@@ -1659,8 +1748,12 @@ tcp_engine_create(const struct tcp_limits *lim, const uint8_t key[16],
 	e->rbuf = malloc(n * (e->rmask + 1));
 	e->scratch = malloc(e->lim.mss);
 	e->buckets = malloc(nb * sizeof(*e->buckets));
+	/* ended connections: 4 per slot, enough for a few table turnovers */
+	ng = pow2_at_least((uint32_t)min_u32(GONE_MAX, max_u32(64, 4 * (uint32_t)n)));
+	e->gmask = ng / GONE_WAYS - 1;
+	e->gone = calloc(ng, sizeof(*e->gone));
 	if (e->cs == NULL || e->sbuf == NULL || e->rbuf == NULL || e->scratch == NULL ||
-		e->buckets == NULL) {
+		e->buckets == NULL || e->gone == NULL) {
 		tcp_engine_free(e);
 		errno = ENOMEM;
 		return NULL;
@@ -1689,6 +1782,7 @@ tcp_engine_free(struct tcp_engine *e)
 	free(e->rbuf);
 	free(e->scratch);
 	free(e->buckets);
+	free(e->gone);
 	memset(e->key, 0, sizeof(e->key));
 	memset(e->hkey, 0, sizeof(e->hkey));
 	free(e);

@@ -23,6 +23,13 @@
  *     counted. The first segment after the SYN must start at the client's
  *     ISN + 1, so a lost handshake ACK is fine (the request completes the
  *     handshake) but not a lost ACK and a lost first data segment.
+ *     A cookie outlives its connection, so a late copy of the handshake
+ *     ACK or of the first data segment (a network duplicate, or with
+ *     several workers the copy handed over a ring after the owner already
+ *     closed the connection) would re-create it: every ended connection is
+ *     remembered (4-tuple and both ISNs, in a bounded set-associative
+ *     table allocated at create, for two cookie periods) and such a copy
+ *     is answered with RST and counted in cookies_bad.
  *   - Options: MSS both ways. Window scale: if the SYN offers it we answer
  *     with shift 0, so the peer's windows are scaled by its shift (and
  *     honoured as such) while ours are plain 16-bit (our receive window is
@@ -190,7 +197,8 @@ struct tcp_stats {
 	uint64_t syn_rcvd;		/* SYNs for no connection */
 	uint64_t cookies_sent;		/* SYN-ACKs */
 	uint64_t cookies_ok;		/* handshakes completed by a valid cookie */
-	uint64_t cookies_bad;		/* ACKs for no connection with a bad or stale cookie */
+	uint64_t cookies_bad;		/* ACKs for no connection with a bad or stale cookie,
+					 * or the cookie of a connection that already ended */
 	uint64_t established;		/* connections given a slot and accepted */
 	uint64_t refused;		/* accept() said no */
 	uint64_t table_full;		/* handshakes refused for want of a slot */

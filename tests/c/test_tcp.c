@@ -917,6 +917,93 @@ test_close_peer_first(void)
 	teardown1(&h, &p, "peer first");
 }
 
+/*
+ * A late copy of a segment that carries a valid cookie (the handshake ACK
+ * or the first data segment; with two workers, the copy handed over a
+ * ring after the connection has closed) must not re-create a connection
+ * that already ended: RST, counted in cookies_bad, nothing allocated.
+ */
+static void
+test_late_duplicate(void)
+{
+	struct th h;
+	struct th_peer p;
+	struct th_seg *s;
+	const struct tcp_stats *st;
+	uint32_t isn, ck, bad0;
+	uint8_t req[10];
+
+	th_init(&h, &deflim);
+	st = tcp_stats(h.e);
+	th_answer(&h, 500, 10);
+	h.close_on_eof = true;
+	th_peer_init(&p, 60);
+	th_syn(&h, &p);
+	ok(th_take_synack(&h, &p, th_pop(&h)), "SYN-ACK");
+	isn = p.isn;
+	ck = p.irs;
+	/* the handshake ACK is delayed: the request completes the handshake */
+	pat_fill(req, p.snd_nxt, sizeof(req));
+	th_data(&h, &p, 0, req, sizeof(req));
+	s = expect(&h, &p, TCPH_ACK | TCPH_PSH, ck + 1, p.snd_nxt, 500,
+		"the request opens the connection and gets the answer");
+	if (s != NULL)
+		th_peer_take(&p, s);
+	p.conn = h.last_conn;
+	th_fin(&h, &p);
+	expect(&h, &p, TCPH_ACK | TCPH_FIN, ck + 501, p.snd_nxt, 0, "peer FIN: our FIN");
+	p.rcv_nxt++;
+	th_ack(&h, &p);
+	nothing(&h, "LAST_ACK acked");
+	is_int(tcp_active(h.e), 0, "the transaction is over, the slot freed");
+	is_int(st->established, 1, "one connection");
+	bad0 = (uint32_t)st->cookies_bad;
+
+	/* now the delayed handshake ACK, then a copy of the request */
+	th_advance(&h, 3 * TH_MS);
+	th_in_raw(&h, &p, TCPH_ACK, isn + 1, ck + 1, 65535, NULL, 0, NULL, 0);
+	expect(&h, &p, TCPH_RST, ck + 1, 0, 0, "late handshake ACK: RST at its ACK number");
+	th_in_raw(&h, &p, TCPH_ACK | TCPH_PSH, isn + 1, ck + 1, 65535, NULL, 0, req, sizeof(req));
+	expect(&h, &p, TCPH_RST, ck + 1, 0, 0, "late first data segment: RST");
+	is_int(tcp_active(h.e), 0, "no connection re-created");
+	is_int(st->established, 1, "still one connection");
+	is_int(st->cookies_ok, 1, "the late copies are not good cookies");
+	is_int(st->cookies_bad, bad0 + 2, "both counted in cookies_bad");
+	ok(h.apps[p.conn].rxlen == 10, "the upper layer saw the request once");
+
+	/* the cookie itself is still valid: only this incarnation is refused */
+	th_advance(&h, TCP_COOKIE_PERIOD_NS);
+	th_in_raw(&h, &p, TCPH_ACK, isn + 1, ck + 1, 65535, NULL, 0, NULL, 0);
+	expect(&h, &p, TCPH_RST, ck + 1, 0, 0, "a period later: still RST");
+	is_int(tcp_active(h.e), 0, "still nothing re-created");
+	th_peer_free(&p);
+
+	/* a new incarnation from the same 4-tuple (new ISN) opens */
+	th_peer_init(&p, 60);
+	p.isn = isn + 100000;
+	p.snd_nxt = p.isn;
+	ok(th_connect(&h, &p), "a new incarnation of the 4-tuple connects");
+	is_int(tcp_active(h.e), 1, "and holds a slot");
+	tcp_abort(h.e, p.conn);
+	th_flush(&h);
+
+	/* the same after a reaped connection and after TIME_WAIT */
+	th_peer_free(&p);
+	th_peer_init(&p, 61);
+	ok(th_connect(&h, &p), "connect, then say nothing");
+	isn = p.isn;
+	ck = p.irs;
+	th_advance(&h, 31000 * TH_MS);
+	th_flush(&h);
+	is_int(tcp_active(h.e), 0, "reaped by the idle timer");
+	th_in_raw(&h, &p, TCPH_ACK, isn + 1, ck + 1, 65535, NULL, 0, NULL, 0);
+	expect(&h, &p, TCPH_RST, ck + 1, 0, 0, "late handshake ACK of a reaped connection: RST");
+	is_int(tcp_active(h.e), 0, "not re-created");
+	check_books(&h, "late duplicate");
+	th_peer_free(&p);
+	th_fini(&h);
+}
+
 static void
 test_close_we_first(void)
 {
@@ -1487,6 +1574,7 @@ main(void)
 	test_retries();
 	test_close_peer_first();
 	test_close_we_first();
+	test_late_duplicate();
 	test_rst();
 	test_syn_flood();
 	test_table_full();
