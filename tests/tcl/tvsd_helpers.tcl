@@ -454,8 +454,9 @@ elif cmd == "garbage":
 elif cmd == "hold":
     held = [socket.create_connection(SRV, timeout=5) for _ in range(int(sys.argv[2]))]
     time.sleep(0.3)
-    s = socket.create_connection(SRV, timeout=5)
     try:
+        # the refusal may come while connect() is still returning
+        s = socket.create_connection(SRV, timeout=5)
         s.sendall(b"\x16\x03\x01")
         print(wait_close(s, float(sys.argv[3])))
     except (ConnectionResetError, BrokenPipeError):
