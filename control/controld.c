@@ -512,30 +512,6 @@ watch_publish(void)
 
 /* ---- the listening socket -------------------------------------------------- */
 
-/* A socket file left by a dead controld is removed; a live one is an error. */
-static int
-stale_socket(const struct sockaddr_un *sa)
-{
-	struct stat sb;
-	int fd, rc;
-
-	if (lstat(sa->sun_path, &sb) != 0)
-		return 0;
-	if (!S_ISSOCK(sb.st_mode)) {
-		cd_log(LOG_ERR, "%s exists and is not a socket", sa->sun_path);
-		return -1;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	rc = fd >= 0 ? connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (rc == 0) {
-		cd_log(LOG_ERR, "%s: another controld answers there", sa->sun_path);
-		return -1;
-	}
-	return unlink(sa->sun_path);
-}
-
 static int
 listen_socket(void)
 {
@@ -568,8 +544,10 @@ listen_socket(void)
 		}
 		gid = g->gr_gid;
 	}
-	if (stale_socket(&sa) < 0)
+	if (trust_unix_stale(sa.sun_path, &err) != 0) {
+		cd_log(LOG_ERR, "%s", err.msg);
 		return -1;
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	old = umask(0117);	/* never a moment with a wider mode than 0660 */
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {

@@ -318,41 +318,20 @@ dp_ctl_poll(int timeout_ms)
 	}
 }
 
-/* A socket file left by a dead tvsd is removed; a live one is an error. */
-static int
-dp_ctl_stale(const struct sockaddr_un *sa)
-{
-	struct stat st;
-	int fd, rc;
-
-	if (lstat(sa->sun_path, &st) != 0)
-		return 0;
-	if (!S_ISSOCK(st.st_mode)) {
-		CTL_LOG(ERR, "%s exists and is not a socket", sa->sun_path);
-		return -1;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	rc = fd >= 0 ? connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (rc == 0) {
-		CTL_LOG(ERR, "%s: another tvsd answers there", sa->sun_path);
-		return -1;
-	}
-	return unlink(sa->sun_path);
-}
-
 int
 dp_ctl_open(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct trust_err err = { 0 };
 	int fd;
 
 	for (unsigned i = 0; i < DP_CTL_CLIENTS; i++)
 		dp_ctl_clients[i].fd = -1;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	if (dp_ctl_stale(&sa) < 0)
+	if (trust_unix_stale(sa.sun_path, &err) != 0) {
+		CTL_LOG(ERR, "%s", err.msg);
 		return -1;
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0
 	    || chmod(path, 0660) != 0 || listen(fd, 16) != 0) {

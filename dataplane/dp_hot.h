@@ -191,6 +191,28 @@ dp_icmp_input(struct dp_lcore *lc, uint16_t pidx, struct rte_mbuf *m,
 }
 
 /* Which worker owns a transfer port; -1 for none. */
+/* A packet that belongs to another worker goes to it over its ring; the
+ * owner parses it again: rare, and keeps the ring simple. */
+static inline void
+dp_handoff(struct dp_lcore *lc, unsigned owner, struct rte_mbuf *m)
+{
+	if (rte_ring_enqueue(dp_lcores[dp_app.workers[owner]].ring, m) != 0)
+		DP_DROP(lc, m, drop_ring_full);
+	else
+		lc->stats.c[DP_C_handoff_out]++;
+}
+
+/* Where replies to this request go: the sender's MAC, address and port. */
+static inline void
+dp_l2_learn(struct dp_l2 *l2, const struct rte_ether_hdr *eth, const struct rte_ipv4_hdr *ip,
+	uint16_t pidx)
+{
+	rte_ether_addr_copy(&eth->src_addr, &l2->mac);
+	l2->ip = ip->src_addr;
+	l2->port = pidx;
+	l2->valid = true;
+}
+
 static inline int
 dp_port_owner(uint16_t port)
 {
@@ -229,17 +251,10 @@ dp_udp_input(struct dp_lcore *lc, uint16_t pidx, struct rte_mbuf *m,
 		return;
 	}
 	if ((unsigned)owner != lc->worker) {
-		/* The owner parses it again: rare, and keeps the ring simple. */
-		if (rte_ring_enqueue(dp_lcores[dp_app.workers[owner]].ring, m) != 0)
-			DP_DROP(lc, m, drop_ring_full);
-		else
-			lc->stats.c[DP_C_handoff_out]++;
+		dp_handoff(lc, (unsigned)owner, m);
 		return;
 	}
-	rte_ether_addr_copy(&eth->src_addr, &l2.mac);
-	l2.ip = ip->src_addr;
-	l2.port = pidx;
-	l2.valid = true;
+	dp_l2_learn(&l2, eth, ip, pidx);
 	from.ip = rte_be_to_cpu_32(ip->src_addr);
 	from.port = rte_be_to_cpu_16(udp->src_port);
 	lc->cur = &l2;

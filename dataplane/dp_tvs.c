@@ -192,16 +192,10 @@ dp_tcp_input(struct dp_lcore *lc, uint16_t pidx, struct rte_mbuf *m,
 	}
 	owner = dp_tcp_owner(&dp_app.ports[pidx], ip, th);
 	if (unlikely(owner != lc->worker)) {
-		if (rte_ring_enqueue(dp_lcores[dp_app.workers[owner]].ring, m) != 0)
-			DP_DROP(lc, m, drop_ring_full);
-		else
-			lc->stats.c[DP_C_handoff_out]++;
+		dp_handoff(lc, owner, m);
 		return;
 	}
-	rte_ether_addr_copy(&eth->src_addr, &l2.mac);
-	l2.ip = ip->src_addr;
-	l2.port = pidx;
-	l2.valid = true;
+	dp_l2_learn(&l2, eth, ip, pidx);
 	lc->stats.c[DP_C_tcp_pkts]++;
 	tv->cur = &l2;
 	tv->now = now;

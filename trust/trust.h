@@ -124,5 +124,9 @@ int trust_file_read(const char *path, size_t max, struct trust_buf *out,
 int trust_file_write_atomic(const char *path, const void *p, size_t n,
 	unsigned mode, struct trust_err *err);
 int trust_fsync_dir(const char *dir, struct trust_err *err);
+/* Before a daemon binds its UNIX socket: a socket file left by a dead
+ * process is removed (0, also when there is none); one that a live process
+ * answers is TRUST_EEXIST, anything else there TRUST_EIO. */
+int trust_unix_stale(const char *path, struct trust_err *err);
 
 #endif

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -401,4 +403,29 @@ fail:
 		unlink(tmp);
 		return trust_errf(err, TRUST_EIO, "%s: %s", path, strerror(e));
 	}
+}
+
+int
+trust_unix_stale(const char *path, struct trust_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat sb;
+	int fd, rc;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return trust_errf(err, TRUST_EINVAL, "%s: socket path too long", path);
+	if (lstat(path, &sb) != 0)
+		return 0;
+	if (!S_ISSOCK(sb.st_mode))
+		return trust_errf(err, TRUST_EIO, "%s exists and is not a socket", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	rc = fd >= 0 ? connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0)
+		return trust_errf(err, TRUST_EEXIST, "%s: a running process answers there", path);
+	if (unlink(path) != 0)
+		return trust_errf(err, TRUST_EIO, "remove stale %s: %s", path, strerror(errno));
+	return 0;
 }
