@@ -5,7 +5,9 @@
  * two TVS peers that go into the ITL), --configs device configs of which
  * --encrypted have a registered phone certificate, then publishes --runs
  * times (each a new generation, as `tvsctl publish --force` does) and
- * prints every run and the median, min and max.
+ * prints every run and the median, min and max. With --json FILE it also
+ * appends the median as a result row (perf/README.md, "Benchmark result
+ * rows").
  *
  * Generating 1,000 RSA keys would take minutes and measure nothing about
  * publishing, so all trusted certificates share one RSA-2048 key; each is
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +34,12 @@ struct bench_opts {
 	unsigned runs;
 	unsigned key_bits;
 	bool keep;
+	const char *json;	/* result rows appended here, or NULL */
+};
+
+/* What publish_run measured, for the result row. */
+struct bench_result {
+	double median_ms, min_ms, max_ms, first_ms, open_ms;
 };
 
 static double
@@ -52,7 +61,7 @@ die(const char *what, const struct trust_err *err)
 static int
 write_configs(const char *dir, unsigned n)
 {
-	char path[4200];
+	char path[4300];
 	FILE *f;
 
 	mkdir(dir, 0700);
@@ -123,8 +132,15 @@ cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static double
+median(const double *sorted, unsigned n)
+{
+	return n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
 static int
-run(const struct bench_opts *o, const char *sdir, const char *pdir, const char *cdir)
+run(const struct bench_opts *o, const char *sdir, const char *pdir, const char *cdir,
+	struct bench_result *res)
 {
 	struct publish_opts po = { .config_dir = cdir, .force = true };
 	struct publish_result r = { 0 };
@@ -149,13 +165,89 @@ run(const struct bench_opts *o, const char *sdir, const char *pdir, const char *
 	}
 	printf("publication: ITL %zu bytes, %u device configs (%u encrypted), %u certificates "
 		"in the manifest\n", r.itl_size, r.nconfigs, r.nencrypted, r.ncerts);
+	res->first_ms = t[0];
 	qsort(t, o->runs, sizeof(*t), cmp_double);
+	res->median_ms = median(t, o->runs);
+	res->min_ms = t[0];
+	res->max_ms = t[o->runs - 1];
+	res->open_ms = open_ms / o->runs;
 	printf("publish (store open + publish_run, fsync on): median %.1f ms, min %.1f ms, "
-		"max %.1f ms over %u runs\n", o->runs % 2 ? t[o->runs / 2] :
-		(t[o->runs / 2 - 1] + t[o->runs / 2]) / 2, t[0], t[o->runs - 1], o->runs);
+		"max %.1f ms over %u runs\n", res->median_ms, res->min_ms, res->max_ms, o->runs);
 	printf("of which store_open (index checksum + every object's digest): %.1f ms on average\n",
-		open_ms / o->runs);
+		res->open_ms);
 	free(t);
+	return 0;
+}
+
+/* The file system under dir, by name: fsync costs what it costs there. */
+static const char *
+fs_name(const char *dir, char *buf, size_t len)
+{
+	static const struct { long magic; const char *name; } known[] = {
+		{ 0x01021994, "tmpfs" }, { 0xEF53, "ext4" }, { 0x58465342, "xfs" },
+		{ 0x9123683E, "btrfs" }, { 0x794C7630, "overlayfs" }, { 0x2FC12FC1, "zfs" },
+	};
+	struct statfs sf;
+
+	if (statfs(dir, &sf) != 0)
+		return "unknown file system";
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if ((long)sf.f_type == known[i].magic)
+			return known[i].name;
+	snprintf(buf, len, "file system 0x%lx", (unsigned long)sf.f_type);
+	return buf;
+}
+
+/* A JSON string of s (quotes and backslashes escaped, controls dropped). */
+static void
+json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', f);
+		if ((unsigned char)*s >= 0x20)
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+/*
+ * The median as one result row. No baseline: nothing else publishes this
+ * store; the same bench on tmpfs is a different setting (what is left
+ * without fsync), its own row when run, not a reference to divide by.
+ */
+static int
+write_row(const struct bench_opts *o, const char *dir, const struct bench_result *res)
+{
+	char fsbuf[64], fig[160], set[512];
+	const char *fs = fs_name(dir, fsbuf, sizeof(fsbuf));
+	FILE *f = fopen(o->json, "a");
+
+	if (f == NULL) {
+		fprintf(stderr, "bench_publish: cannot append to %s: %m\n", o->json);
+		return 1;
+	}
+	snprintf(fig, sizeof(fig), "Publish a store of %u trusted certificates (median), %s",
+		o->certs, fs);
+	snprintf(set, sizeof(set), "store open + publish_run, fsync on, %s in %s; %u configs "
+		"(%u encrypted), RSA-%u own keys; %u runs (run 1 writes every certificate, later "
+		"runs link unchanged ones)", fs, dir, o->configs, o->encrypted, o->key_bits, o->runs);
+	fputs("{\"bench\": \"publish\", \"figure\": ", f);
+	json_str(f, fig);
+	fprintf(f, ", \"value\": %.1f, \"unit\": \"ms\", \"workers\": null, "
+		"\"higher_is_better\": false, \"baseline\": null, \"baseline_value\": null, "
+		"\"settings\": ", res->median_ms);
+	json_str(f, set);
+	fprintf(f, ", \"first_ms\": %.1f, \"min_ms\": %.1f, \"max_ms\": %.1f, "
+		"\"store_open_ms\": %.1f, \"runs\": %u, \"file_system\": ", res->first_ms,
+		res->min_ms, res->max_ms, res->open_ms, o->runs);
+	json_str(f, fs);
+	fputs("}\n", f);
+	if (fclose(f) != 0) {
+		fprintf(stderr, "bench_publish: cannot write %s: %m\n", o->json);
+		return 1;
+	}
 	return 0;
 }
 
@@ -163,7 +255,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: bench_publish [--dir DIR] [--certs N] [--configs N] "
-		"[--encrypted N] [--runs N] [--key-bits N] [--keep]\n");
+		"[--encrypted N] [--runs N] [--key-bits N] [--keep] [--json FILE]\n");
 	exit(2);
 }
 
@@ -178,11 +270,13 @@ main(int argc, char **argv)
 		{ "runs", required_argument, NULL, 'r' },
 		{ "key-bits", required_argument, NULL, 'k' },
 		{ "keep", no_argument, NULL, 'K' },
+		{ "json", required_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct bench_opts o = { .dir = NULL, .certs = 1000, .configs = 100, .encrypted = 10,
 		.runs = 7, .key_bits = 2048 };
 	char root[4096], sdir[4200], pdir[4200], cdir[4200], cmd[4300];
+	struct bench_result res = { 0 };
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -194,6 +288,7 @@ main(int argc, char **argv)
 		case 'r': o.runs = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'k': o.key_bits = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'K': o.keep = true; break;
+		case 'j': o.json = optarg; break;
 		default: usage();
 		}
 	}
@@ -210,7 +305,9 @@ main(int argc, char **argv)
 	snprintf(cdir, sizeof(cdir), "%s/configs", root);
 	if (write_configs(cdir, o.configs) != 0 || fill_store(&o, sdir) != 0)
 		return 1;
-	rc = run(&o, sdir, pdir, cdir);
+	rc = run(&o, sdir, pdir, cdir, &res);
+	if (rc == 0 && o.json != NULL)
+		rc = write_row(&o, o.dir ? o.dir : "/var/tmp", &res);
 	if (!o.keep) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 		if (system(cmd) != 0)
