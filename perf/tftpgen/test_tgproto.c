@@ -268,6 +268,11 @@ test_failures(void)
 	p.tsize = false;
 	tg_start(&x, &p, "x", 0, out);
 	memset(data + 4, 'a', 512);
+	data[3] = 5;
+	is_int(tg_input(&x, &p, 1, 5999, data, 516, out, &outlen), TG_STALE,
+		"before the TID is known, DATA 5 (a late copy for this port) is stale");
+	ok(x.tid == 0, "... and does not become the TID");
+	data[3] = 1;
 	a = tg_input(&x, &p, 1, 6000, data, 516, out, &outlen);
 	ok(a == TG_SEND && outlen == 4 && out[3] == 1, "DATA 1 without options is ACKed");
 	is_int(tg_input(&x, &p, 1, 6001, data, 516, out, &outlen), TG_STALE,

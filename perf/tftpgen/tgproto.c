@@ -270,6 +270,12 @@ tg_input(struct tg_xfer *x, const struct tg_params *p, uint64_t now_ns,
 		return TG_SEND;
 	case TG_OP_DATA:
 		if (x->state == TG_WAIT_FIRST) {
+			/* Before the server's port is known, only block 1 can
+			 * be ours: a later block is a late retransmission of an
+			 * earlier transfer that used this client port, and
+			 * taking its port as the TID would lock us onto it. */
+			if (rd16(pl + 2) != 1)
+				return TG_STALE;
 			/* The server ignored our options: RFC 1350 defaults. */
 			x->tid = from_port;
 			x->state = TG_WAIT_DATA;
