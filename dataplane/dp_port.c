@@ -143,6 +143,9 @@ dp_port_configure(struct dp_port *p, const struct rte_eth_dev_info *info)
 	return rc;
 }
 
+/* mbufs the descriptor rings of every port and queue can hold at once */
+static unsigned dp_ring_mbufs;
+
 static int
 dp_port_queues(struct dp_port *p, const struct cfg_port *cp)
 {
@@ -155,6 +158,7 @@ dp_port_queues(struct dp_port *p, const struct cfg_port *cp)
 		DP_LOG(ERR, "port %u: descriptor counts refused (%s)", p->id, rte_strerror(-rc));
 		return -EINVAL;
 	}
+	dp_ring_mbufs += dp_app.nworkers * (unsigned)(nrx + ntx);
 	for (unsigned w = 0; w < dp_app.nworkers; w++) {
 		unsigned lcore = dp_app.workers[w];
 		int sock = (int)rte_lcore_to_socket_id(lcore);
@@ -275,6 +279,26 @@ dp_port_init(unsigned idx, unsigned portid, const struct cfg_port *cp)
 	return 0;
 }
 
+/*
+ * Every RX ring is filled at start and every TX ring and per-lcore mempool
+ * cache can fill under load, so a pool smaller than their sum runs dry
+ * (drop_nombuf) exactly when the appliance is busiest. The default suits a
+ * few workers; with many (16 workers x 2 ports x 2,048 descriptors is
+ * 65,536 mbufs in rings alone) the operator must raise [tvsd] mbufs, and
+ * should hear it at start rather than during a reset storm.
+ */
+static void
+dp_mbufs_check(void)
+{
+	unsigned need = dp_ring_mbufs + dp_app.nworkers * DP_POOL_CACHE * 3 / 2;
+
+	if (dp_app.cfg.mbufs < need)
+		DP_LOG(WARNING, "[tvsd] mbufs = %u is less than the %u that %u worker(s) can "
+			"hold in RX/TX rings and mempool caches; under load packets will be "
+			"dropped (drop_nombuf): raise mbufs to at least %u", dp_app.cfg.mbufs,
+			need, dp_app.nworkers, need + need / 2);
+}
+
 int
 dp_ports_init(void)
 {
@@ -295,6 +319,7 @@ dp_ports_init(void)
 			smallest = dp_app.ports[dp_app.nports].mtu;
 		dp_app.nports++;
 	}
+	dp_mbufs_check();
 	/* IPv4 + UDP + TFTP DATA headers must fit the smallest MTU. */
 	dp_app.blksize_cap = (uint16_t)RTE_MIN((unsigned)dp_app.cfg.tftp.max_blksize,
 		smallest - 20 - 8 - 4);
