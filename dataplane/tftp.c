@@ -352,6 +352,48 @@ xfer_free(struct tftp_engine *e, uint32_t i)
 	e->free_tail = i;
 }
 
+/*
+ * The slot of a new transfer for peer: the head of the free FIFO, or with
+ * ops.port_local the first of the next TFTP_PORT_SCAN free slots whose
+ * port the hook accepts (*prev: its predecessor in the FIFO). With RSS
+ * over N queues about one port in N is accepted, so the first match comes
+ * after ~N calls and 64 miss it only with probability (1 - 1/N)^64 (~1e-19
+ * for 2 workers, 1.6 % for 16): the bound keeps an RRQ's cost fixed
+ * instead of walking a free list of thousands, and a port overtakes at
+ * most 63 older free ones, so a freed port still waits about as long as
+ * before to be reused. The slots passed over stay where they were.
+ */
+static uint32_t
+free_pick(struct tftp_engine *e, const struct tftp_peer *peer, uint32_t *prev)
+{
+	uint32_t i = e->free_head, p = NIL;
+
+	*prev = NIL;
+	if (e->ops.port_local == NULL)
+		return i;
+	for (unsigned n = 0; i != NIL && n < TFTP_PORT_SCAN; n++) {
+		if (e->ops.port_local(e->ctx, peer, xfer_port(e, i))) {
+			*prev = p;
+			return i;
+		}
+		p = i;
+		i = e->xs[i].tnext;
+	}
+	return e->free_head;
+}
+
+/* Unlinks free slot i, whose predecessor in the FIFO is prev (NIL: head). */
+static void
+free_unlink(struct tftp_engine *e, uint32_t i, uint32_t prev)
+{
+	if (prev == NIL)
+		e->free_head = e->xs[i].tnext;
+	else
+		e->xs[prev].tnext = e->xs[i].tnext;
+	if (e->free_tail == i)
+		e->free_tail = prev;
+}
+
 static void
 xfer_end(struct tftp_engine *e, uint32_t i, bool ok)
 {
@@ -606,13 +648,11 @@ static void
 xfer_start(struct tftp_engine *e, uint64_t now, const struct tftp_peer *from,
 	const struct tftp_req *r, const struct tftp_file *f)
 {
-	uint32_t i = e->free_head;
+	uint32_t prev, i = free_pick(e, from, &prev);
 	struct tftp_xfer *x = &e->xs[i];
 	uint32_t cap = e->lim.max_blksize;
 
-	e->free_head = x->tnext;
-	if (e->free_head == NIL)
-		e->free_tail = NIL;
+	free_unlink(e, i, prev);
 	memset(x, 0, sizeof(*x));
 	x->tnext = x->tprev = NIL;
 	x->peer = *from;

@@ -89,7 +89,16 @@ struct tftp_ops {
 	 * mapped ITLFile.tlv). Called before release. */
 	void (*done)(void *ctx, const char *name, const struct tftp_peer *peer,
 		uint64_t generation, bool ok);
+	/* optional: whether peer's datagrams to server port `port` will
+	 * arrive where this engine runs (tvsd: the NIC's RSS queue of this
+	 * lcore), so they need no hand-off. A new transfer then takes, of
+	 * the first TFTP_PORT_SCAN free ports in reuse order, the first one
+	 * accepted, or the first of all when none is (as without the hook). */
+	bool (*port_local)(void *ctx, const struct tftp_peer *peer, uint16_t port);
 };
+
+/* How many free ports a new transfer offers to ops.port_local at most. */
+#define TFTP_PORT_SCAN 64
 
 /*
  * Counters, written only by the engine's lcore. Every ERROR datagram the

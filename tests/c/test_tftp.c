@@ -724,6 +724,178 @@ test_table_full(void)
 	free(d);
 }
 
+/* ---- ops.port_local: steering new transfers to ports of our queue ---- */
+
+/* The hook accepts port when port % mod == want; mod 0 accepts nothing. */
+static struct {
+	unsigned mod, want;
+	unsigned calls;
+	struct tftp_peer peer;	/* of the last call */
+} steer;
+
+static bool
+steer_hook(void *ctx, const struct tftp_peer *peer, uint16_t port)
+{
+	(void)ctx;
+	steer.calls++;
+	steer.peer = *peer;
+	return steer.mod != 0 && port % steer.mod == steer.want;
+}
+
+static void
+steer_set(unsigned mod, unsigned want)
+{
+	steer.mod = mod;
+	steer.want = want;
+}
+
+/* h_init with the hook in the engine's ops. */
+static void
+steer_init(struct h *h, const struct tftp_limits *lim)
+{
+	struct tftp_ops ops = h_ops;
+
+	h_init(h, lim);
+	tftp_engine_free(h->e);
+	ops.port_local = steer_hook;
+	h->e = tftp_engine_create(lim, &ops, h);
+	if (h->e == NULL) {
+		printf("Bail out! tftp_engine_create with port_local failed\n");
+		exit(1);
+	}
+	memset(&steer, 0, sizeof(steer));
+}
+
+static struct tftp_peer
+steer_peer(unsigned id)
+{
+	return (struct tftp_peer){ 0x0a000200u + id, (uint16_t)(3000 + id) };
+}
+
+/* Client id asks for t.bin: the port its first DATA came from, 0 if none. */
+static uint16_t
+steer_start(struct h *h, unsigned id)
+{
+	struct tftp_peer peer = steer_peer(id);
+	uint8_t req[64];
+	size_t n = h_req(req, sizeof(req), TFTP_RRQ, "t.bin", "octet", NULL);
+	struct h_pkt *p;
+	uint16_t port = 0;
+
+	h_input(h, &peer, TFTP_PORT, req, n);
+	p = h_pop(h);
+	if (p != NULL && h_get16(p->data) == TFTP_DATA && p->to.port == peer.port)
+		port = p->sport;
+	free(p ? p->data : NULL);
+	h_flush(h);
+	return port;
+}
+
+/* Client id gives up on its transfer on port (ERROR): the slot is freed. */
+static void
+steer_end(struct h *h, unsigned id, uint16_t port)
+{
+	static const uint8_t err[] = { 0, TFTP_ERROR, 0, 0, 'x', 0 };
+	struct tftp_peer peer = steer_peer(id);
+
+	h_input(h, &peer, port, err, sizeof(err));
+}
+
+static void
+test_port_local(void)
+{
+	struct tftp_limits lim = default_limits;
+	struct h h;
+	uint8_t *d = make_file(3000, 17);
+	uint16_t port, ports[8], b = default_limits.port_base;
+	unsigned calls;
+	bool all = true, fifo = true;
+
+	lim.max_transfers = 256;
+	steer_init(&h, &lim);
+	h_publish(&h, "t.bin", d, 3000);
+
+	/* only ports with residue 1 mod 4 are local: every transfer gets
+	 * one, the oldest free first */
+	steer_set(4, 1);
+	for (unsigned i = 0; i < 8; i++) {
+		ports[i] = steer_start(&h, i);
+		all = all && ports[i] % 4 == 1 && tftp_owns_port(h.e, ports[i]);
+		fifo = fifo && ports[i] == b + 1 + 4 * i;
+	}
+	ok(all, "residue hook: 8 transfers, all on ports = 1 mod 4");
+	ok(fifo, "residue hook: in free-list order (%u, %u, ... %u)", ports[0], ports[1],
+		ports[7]);
+	ok(steer.peer.ip == steer_peer(7).ip && steer.peer.port == steer_peer(7).port,
+		"the hook is asked about the requesting client");
+	is_int(tftp_active(h.e), 8, "8 transfers running");
+
+	/* the ports passed over kept their place at the head */
+	steer_set(1, 0);
+	is_int(steer_start(&h, 8), b, "hook accepting all: the head, passed over before");
+	is_int(steer_start(&h, 9), b + 2, "then the next one passed over");
+
+	/* a freed port goes to the tail: not reused at once */
+	steer_set(4, 1);
+	steer_end(&h, 0, ports[0]);
+	is_int(tftp_active(h.e), 9, "the first transfer ended");
+	port = steer_start(&h, 10);
+	ok(port != ports[0] && port == b + 1 + 4 * 8,
+		"freed port %u not reused at once; the next local free one is (%u)", ports[0], port);
+	{
+		struct tftp_peer p0 = steer_peer(0);
+
+		h_ack(&h, &p0, ports[0], 1);
+		is_int(h_expect_error(&h, &p0, NULL, 0), TFTP_ERR_UNKNOWN_TID,
+			"late ACK to the freed port: ERROR 5");
+	}
+
+	/* a hook accepting nothing: the head, after a bounded scan */
+	steer_set(0, 0);
+	calls = steer.calls;
+	is_int(steer_start(&h, 11), b + 3, "hook accepting nothing: the head of the free list");
+	is_int(steer.calls - calls, TFTP_PORT_SCAN, "at most TFTP_PORT_SCAN ports offered");
+	check_books(&h, "port_local");
+	h_fini(&h);
+
+	/* three slots: as without the hook until full, then FIFO kept when the
+	 * tail is taken */
+	lim.max_transfers = 3;
+	steer_init(&h, &lim);
+	h_publish(&h, "t.bin", d, 3000);
+	steer_set(0, 0);
+	for (unsigned i = 0; i < 3; i++)
+		ports[i] = steer_start(&h, i);
+	ok(ports[0] == b && ports[1] == b + 1 && ports[2] == b + 2,
+		"hook accepting nothing: ports in order, as without it");
+	{
+		struct tftp_peer p3 = steer_peer(3);
+		uint8_t req[64];
+		size_t n = h_req(req, sizeof(req), TFTP_RRQ, "t.bin", "octet", NULL);
+		char msg[128];
+
+		calls = steer.calls;
+		h_input(&h, &p3, TFTP_PORT, req, n);
+		is_int(h_expect_error(&h, &p3, msg, sizeof(msg)), TFTP_ERR_UNDEFINED,
+			"table full with the hook: ERROR 0");
+		is_str(msg, "server busy, try again later", "busy message");
+		is_int(steer.calls, calls, "no port offered when none is free");
+	}
+	for (unsigned i = 0; i < 3; i++)
+		steer_end(&h, i, ports[i]);
+	steer_set(65536, b + 2);
+	is_int(steer_start(&h, 4), b + 2, "the hook picks the tail of the free list");
+	steer_set(0, 0);
+	is_int(steer_start(&h, 5), b, "then the head");
+	steer_end(&h, 4, b + 2);
+	is_int(steer_start(&h, 6), b + 1, "the slot freed last comes after the older one");
+	is_int(steer_start(&h, 7), b + 2, "and is still reachable");
+	is_int(steer_start(&h, 8), 0, "then the table is full");
+	check_books(&h, "port_local, 3 slots");
+	h_fini(&h);
+	free(d);
+}
+
 static void
 test_device_names(void)
 {
@@ -1057,6 +1229,7 @@ main(void)
 	test_bad_requests();
 	test_tids();
 	test_table_full();
+	test_port_local();
 	test_device_names();
 	test_generation_swap();
 	test_netascii();
