@@ -108,9 +108,13 @@ struct dp_port {
 	uint16_t mtu;			/* what the PMD really has */
 	bool tx_cksum;			/* IPv4 + UDP checksum offload */
 	bool tx_tcp_cksum;		/* IPv4 + TCP checksum offload */
-	uint16_t reta_size;		/* RSS over TCP known: the NIC's table, */
-	uint8_t rss_key[DP_RSS_KEY_MAX];	/* so dp_tcp_owner hashes like it */
+	/* RSS over TCP known (dp_port_reta): the NIC's key and table, so that
+	 * dp_rss_queue predicts its queue (rte_softrss reads the key as
+	 * words: aligned); rss_udp: UDP is hashed on its 4-tuple too. */
+	uint16_t reta_size;
+	uint8_t rss_key[DP_RSS_KEY_MAX] __rte_aligned(4);
 	uint16_t reta[DP_RETA_MAX];
+	bool rss_udp;
 	bool rss;
 };
 

@@ -18,6 +18,7 @@
 #include <rte_udp.h>
 
 #include "dp.h"
+#include "dp_rss.h"
 
 #define DP_DROP(lc, m, why) do { \
 	(lc)->stats.c[DP_C_ ## why]++; \
@@ -190,7 +191,16 @@ dp_icmp_input(struct dp_lcore *lc, uint16_t pidx, struct rte_mbuf *m,
 	dp_tx_inplace(lc, pidx, m);
 }
 
-/* Which worker owns a transfer port; -1 for none. */
+/* The queue, hence the worker, the NIC gives a flow on port p (host byte
+ * order, the packet's own direction); only when p->reta_size > 0. */
+static inline unsigned
+dp_rss_queue(const struct dp_port *p, uint32_t src_ip, uint32_t dst_ip,
+	uint16_t sport, uint16_t dport)
+{
+	return p->reta[dp_rss_hash_v4(p->rss_key, src_ip, dst_ip, sport, dport)
+		% p->reta_size];
+}
+
 /* A packet that belongs to another worker goes to it over its ring; the
  * owner parses it again: rare, and keeps the ring simple. */
 static inline void
@@ -213,6 +223,7 @@ dp_l2_learn(struct dp_l2 *l2, const struct rte_ether_hdr *eth, const struct rte_
 	l2->valid = true;
 }
 
+/* Which worker owns a transfer port; -1 for none. */
 static inline int
 dp_port_owner(uint16_t port)
 {

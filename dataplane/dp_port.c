@@ -208,7 +208,8 @@ dp_port_wishes(struct dp_port *p, const struct cfg_port *cp)
  * How the NIC spreads TCP over the queues (key and redirection table), so
  * that dp_tcp_owner can predict it. Not knowing is fine: dp_tcp_owner
  * then hashes by itself and the queue that disagrees hands the segment
- * over.
+ * over. rss_udp: UDP is hashed on its 4-tuple too, so the TFTP engines can
+ * pick transfer ports whose ACKs land on their own queue.
  */
 static void
 dp_port_reta(struct dp_port *p, const struct rte_eth_dev_info *info)
@@ -218,6 +219,7 @@ dp_port_reta(struct dp_port *p, const struct rte_eth_dev_info *info)
 	uint16_t n = info->reta_size;
 
 	p->reta_size = 0;
+	p->rss_udp = false;
 	if (!p->rss || n == 0 || n > DP_RETA_MAX || n % RTE_ETH_RETA_GROUP_SIZE != 0)
 		return;
 	if (rte_eth_dev_rss_hash_conf_get(p->id, &rss) != 0
@@ -236,6 +238,7 @@ dp_port_reta(struct dp_port *p, const struct rte_eth_dev_info *info)
 		p->reta[i] = q;
 	}
 	p->reta_size = n;
+	p->rss_udp = (rss.rss_hf & RTE_ETH_RSS_NONFRAG_IPV4_UDP) != 0;
 }
 
 static int
@@ -274,7 +277,8 @@ dp_port_init(unsigned idx, unsigned portid, const struct cfg_port *cp)
 		"%u queues%s%s", p->id, info.driver_name, RTE_ETHER_ADDR_BYTES(&p->mac),
 		p->ip >> 24, (p->ip >> 16) & 255, (p->ip >> 8) & 255, p->ip & 255, p->prefix,
 		p->vlan, p->mtu, dp_app.nworkers,
-		p->reta_size > 0 ? ", RSS (TCP owner = NIC queue)" : p->rss ? ", RSS" : "",
+		p->reta_size == 0 ? (p->rss ? ", RSS" : "") : p->rss_udp
+		? ", RSS (TCP owner and TFTP ports = NIC queue)" : ", RSS (TCP owner = NIC queue)",
 		p->tx_cksum ? ", TX checksum offload" : "");
 	return 0;
 }

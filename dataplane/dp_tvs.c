@@ -55,7 +55,6 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_tcp.h>
-#include <rte_thash.h>
 
 #include "dp.h"
 #include "dp_hot.h"
@@ -137,22 +136,15 @@ static inline unsigned
 dp_tcp_owner(const struct dp_port *p, const struct rte_ipv4_hdr *ip,
 	const struct rte_tcp_hdr *th)
 {
-	union rte_thash_tuple t;
-	uint32_t h;
+	uint32_t src = rte_be_to_cpu_32(ip->src_addr), dst = rte_be_to_cpu_32(ip->dst_addr);
+	uint16_t sport = rte_be_to_cpu_16(th->src_port), dport = rte_be_to_cpu_16(th->dst_port);
 
 	if (dp_app.nworkers == 1)
 		return 0;
-	t.v4.src_addr = rte_be_to_cpu_32(ip->src_addr);
-	t.v4.dst_addr = rte_be_to_cpu_32(ip->dst_addr);
-	t.v4.sport = rte_be_to_cpu_16(th->src_port);
-	t.v4.dport = rte_be_to_cpu_16(th->dst_port);
-	if (p->reta_size > 0) {
-		h = rte_softrss((uint32_t *)&t, RTE_THASH_V4_L4_LEN, p->rss_key);
-		return p->reta[h % p->reta_size];
-	}
-	h = rte_jhash_3words(t.v4.src_addr, t.v4.dst_addr,
-		(uint32_t)t.v4.sport << 16 | t.v4.dport, 0x7476);
-	return h % dp_app.nworkers;
+	if (p->reta_size > 0)
+		return dp_rss_queue(p, src, dst, sport, dport);
+	return rte_jhash_3words(src, dst, (uint32_t)sport << 16 | dport, 0x7476)
+		% dp_app.nworkers;
 }
 
 /* ---- TCP input from the packet path ---- */

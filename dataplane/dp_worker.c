@@ -65,6 +65,42 @@ dp_tftp_send(void *ctx, const struct tftp_peer *to, uint16_t src_port,
 	dp_tx(lc, l2->port, m);
 }
 
+/*
+ * tftp_ops.port_local: whether the client's ACKs to this transfer port
+ * will come in on our own RX queue, so the transfer needs no hand-off.
+ * RSS hashes them on their 4-tuple (client address, our address, client
+ * port, transfer port: the ACK's direction), so without this a transfer
+ * started here gets its ACKs here only one time in nworkers. Set only
+ * when there are several workers and some port's RSS key and redirection
+ * table are known (dp_port_reta); on a port whose are not, any will do.
+ * No PMD of the test VM reports a table (net_tap, net_vhost), so this
+ * runs only on real multi-queue NICs; the hash is tested against the
+ * Microsoft RSS vectors (tests/c/test_dp_rss.c).
+ */
+static bool
+dp_tftp_port_local(void *ctx, const struct tftp_peer *peer, uint16_t port)
+{
+	const struct dp_lcore *lc = ctx;
+	const struct dp_port *p;
+
+	if (lc->cur == NULL)
+		return true;
+	p = &dp_app.ports[lc->cur->port];
+	if (p->reta_size == 0 || !p->rss_udp)
+		return true;
+	return dp_rss_queue(p, peer->ip, p->ip, peer->port, port) == lc->worker;
+}
+
+/* Some port says how its NIC spreads UDP over the queues. */
+static bool
+dp_rss_known(void)
+{
+	for (unsigned i = 0; i < dp_app.nports; i++)
+		if (dp_app.ports[i].reta_size > 0 && dp_app.ports[i].rss_udp)
+			return true;
+	return false;
+}
+
 const struct tftp_ops dp_tftp_ops = {
 	.lookup = dp_pub_lookup,
 	.release = dp_pub_release,
@@ -198,6 +234,7 @@ dp_worker_init(unsigned w)
 	struct dp_lcore *lc = &dp_lcores[lcore];
 	int socket = (int)rte_lcore_to_socket_id(lcore);
 	const struct cfg_tftp *t = &dp_app.cfg.tftp;
+	struct tftp_ops ops = dp_tftp_ops;
 	struct tftp_limits lim;
 	char name[RTE_RING_NAMESIZE];
 
@@ -224,7 +261,9 @@ dp_worker_init(unsigned w)
 		.max_transfers = t->max_transfers,
 		.port_base = lc->port_base,
 	};
-	lc->tftp = tftp_engine_create(&lim, &dp_tftp_ops, lc);
+	if (dp_app.nworkers > 1 && dp_rss_known())
+		ops.port_local = dp_tftp_port_local;
+	lc->tftp = tftp_engine_create(&lim, &ops, lc);
 	if (lc->tftp == NULL) {
 		DP_LOG(ERR, "lcore %u: cannot create the TFTP engine", lcore);
 		return -1;
