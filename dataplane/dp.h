@@ -9,7 +9,11 @@
  * Transfer ports: worker i owns the UDP ports [base + i*max, base +
  * (i+1)*max). RSS may deliver a client's ACK to another worker; that one
  * hands the mbuf to the owner over the owner's rte_ring, so a transfer's
- * state is only ever touched by one lcore.
+ * state is only ever touched by one lcore. When a port's RSS key and
+ * redirection table are known, a new transfer takes a free port whose
+ * 4-tuple the NIC hashes to the owner's own queue (dp_tftp_port_local,
+ * tftp_ops.port_local), so its ACKs need no hand-off; tftp_port_unsteered
+ * counts the transfers for which none of the ports scanned did.
  *
  * TVS: TCP segments for [tvs] port go to the worker that owns their
  * 4-tuple (dp_tvs.c: the NIC's RSS choice when known, else a hash), whose

@@ -379,6 +379,7 @@ free_pick(struct tftp_engine *e, const struct tftp_peer *peer, uint32_t *prev)
 		p = i;
 		i = e->xs[i].tnext;
 	}
+	e->st.port_unsteered++;
 	return e->free_head;
 }
 

@@ -121,6 +121,9 @@ struct tftp_stats {
 	uint64_t err_table_full;	/* ERROR 0 "server busy" sent */
 	uint64_t dup_acks;		/* ACKs of blocks already acknowledged */
 	uint64_t malformed;		/* datagrams dropped without an answer */
+	uint64_t port_unsteered;	/* ops.port_local accepted none of the ports
+					 * scanned: this transfer's ACKs will
+					 * mostly be handed over from other lcores */
 };
 
 struct tftp_engine;

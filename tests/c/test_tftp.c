@@ -851,10 +851,12 @@ test_port_local(void)
 	}
 
 	/* a hook accepting nothing: the head, after a bounded scan */
+	is_int(tftp_stats(h.e)->port_unsteered, 0, "every transfer so far got a local port");
 	steer_set(0, 0);
 	calls = steer.calls;
 	is_int(steer_start(&h, 11), b + 3, "hook accepting nothing: the head of the free list");
 	is_int(steer.calls - calls, TFTP_PORT_SCAN, "at most TFTP_PORT_SCAN ports offered");
+	is_int(tftp_stats(h.e)->port_unsteered, 1, "... counted in port_unsteered");
 	check_books(&h, "port_local");
 	h_fini(&h);
 
