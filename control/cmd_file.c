@@ -12,6 +12,7 @@
 
 #include "ctl.h"
 #include "file.h"
+#include "sign.h"
 
 #define FILE_READ_MAX (16u << 20)
 

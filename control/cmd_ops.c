@@ -16,6 +16,7 @@
 #include "ctl.h"
 #include "publish.h"
 #include "rollout.h"
+#include "sign.h"
 
 #define GUARD_NAMES 10		/* phones named in a refusal; the rest counted */
 #define PASS_MAX 256

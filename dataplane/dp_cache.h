@@ -38,7 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "publish.h"
+#include "publication.h"
 #include "tvs.h"
 
 #define DP_CACHE_KEY_LEN 32

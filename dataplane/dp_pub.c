@@ -38,7 +38,7 @@
 #include <rte_telemetry.h>
 
 #include "dp.h"
-#include "publish.h"
+#include "publication.h"
 
 struct dp_gen {
 	struct publication pub;

@@ -20,7 +20,7 @@
 #include <rte_malloc.h>
 
 #include "dp.h"
-#include "publish.h"
+#include "publication.h"
 
 RTE_LOG_REGISTER(dp_logtype, tvs.dp, INFO);
 RTE_LOG_REGISTER(dp_logtype_ctl, tvs.ctl, INFO);

@@ -78,7 +78,7 @@
 
 #include <openssl/rsa.h>
 
-#include "publish.h"
+#include "publication.h"
 #include "tvs.h"
 
 #define TVS_DEFAULT_CIPHERS	"DEFAULT:@SECLEVEL=0"

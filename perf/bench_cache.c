@@ -34,6 +34,7 @@
 
 #include "cert.h"
 #include "dp_cache.h"
+#include "sign.h"
 
 #define POOL 256
 #define MAX_SIZES 8

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "publish.h"
+#include "sign.h"
 #include "store.h"
 
 struct bench_opts {

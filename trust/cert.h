@@ -1,7 +1,8 @@
 /*
- * X.509 facts that CTL/ITL records, TVS lookups and the store need, plus
- * key and self-signed certificate generation. OpenSSL does the ASN.1; we
- * only decide how the facts are spelt (FORMATS §1.8, §8.1, §8.2).
+ * X.509 facts that CTL/ITL records, TVS lookups and the store need.
+ * OpenSSL does the ASN.1; we only decide how the facts are spelt
+ * (FORMATS §1.8, §8.1, §8.2). Making keys and certificates is store/'s
+ * (sign.h).
  */
 #ifndef TRUST_CERT_H
 #define TRUST_CERT_H
@@ -69,35 +70,9 @@ char *trust_name_cucm(const X509_NAME *name);
 int trust_issuer_serial_key(const char *issuer, size_t ilen, const uint8_t *serial,
 	size_t slen, uint8_t out[32]);
 
-/* Keys: PEM files (unencrypted PKCS#8; load also takes traditional PEM
- * and DER); load wipes its read buffer; save writes mode 0600 atomically. */
+/* Keys: PEM files (unencrypted PKCS#8, traditional PEM or DER); the read
+ * buffer is wiped. tvsd loads its one TLS key with it. */
 int trust_key_load(const char *path, EVP_PKEY **key, struct trust_err *err);
-int trust_key_save(const char *path, EVP_PKEY *key, struct trust_err *err);
-/* out is initialised here; wipe it after (trust_buf_wipe). */
-int trust_key_pem(EVP_PKEY *key, struct trust_buf *out);
-/* 1024..8192 bits; NULL and err filled on failure. */
-EVP_PKEY *trust_key_generate_rsa(unsigned bits, struct trust_err *err);
 
-struct trust_cert_params {
-	const char *cn;		/* required */
-	const char *ou;		/* optional fields: NULL = absent */
-	const char *o;
-	const char *l;
-	const char *st;
-	const char *c;
-	unsigned days;		/* validity from now */
-	bool ca;		/* basicConstraints CA:TRUE */
-};
-/* Self-signed, random positive 16-byte serial, SHA-256 signature. */
-int trust_cert_selfsign(EVP_PKEY *key, const struct trust_cert_params *p,
-	struct trust_cert *out, struct trust_err *err);
-/* Issued by issuer_cert/issuer_key (for phone certificates in tests). */
-int trust_cert_issue(EVP_PKEY *subject_key, const struct trust_cert_params *p,
-	const struct trust_cert *issuer_cert, EVP_PKEY *issuer_key,
-	struct trust_cert *out, struct trust_err *err);
-
-/* PKCS#12 (ITLRecovery.p12 of `utils itl reset remotekey`). */
-int trust_p12_load(const char *path, const char *pass, EVP_PKEY **key,
-	struct trust_cert *cert, struct trust_err *err);
 
 #endif

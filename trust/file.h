@@ -146,46 +146,12 @@ const struct trust_record *trust_list_signer(const struct trust_file *f);
 int trust_list_verify(const struct trust_file *f, const struct trust_cert *signer,
 	struct trust_err *err);
 
-struct trust_signer {
-	const struct trust_cert *cert;
-	EVP_PKEY *key;
-	unsigned hash;			/* TRUST_HASH_SHA1 or _SHA512 */
-	bool signer_version;		/* write tag 28 (1.1, EC support) */
-};
-
-struct trust_list_entry {
-	const struct trust_cert *cert;	/* NULL: an empty record (§8.8) */
-	uint16_t role;
-	const char *dns_name;		/* NULL: "" */
-	bool has_ip;
-	uint8_t ip[4];
-};
-
-/*
- * Builders initialise out (any previous content is not freed) and leave it
- * empty on failure. The signer's key must be RSA (512/1024/2048/4096) and
- * belong to its certificate (TRUST_EINVAL otherwise).
- */
-/* Build and sign a CTL/ITL; filename is "ITLFile.tlv" or "CTLFile.tlv".
- * TRUST_ETOOBIG when the file would pass TRUST_LIST_MAX. */
-int trust_list_build(const struct trust_signer *s, const char *filename,
-	uint32_t timestamp, const struct trust_list_entry *e, size_t n,
-	struct trust_buf *out, struct trust_err *err);
-
-/* .sgn: filename is the embedded name ("SEP...cnf.xml.sgn"). */
-int trust_sgn_sign(const struct trust_signer *s, const char *filename,
-	uint32_t timestamp, const uint8_t *payload, size_t len,
-	struct trust_buf *out, struct trust_err *err);
 /* Verify with the given signer certificate and return the payload view. */
 int trust_sgn_verify(const uint8_t *buf, size_t len, const struct trust_cert *signer,
 	struct trust_bytes *payload, struct trust_err *err);
 int trust_sgn_strip(const uint8_t *buf, size_t len, struct trust_bytes *payload,
 	struct trust_err *err);
 
-/* .enc.sgn: AES-128-CBC, fresh key, '\r' padding, key wrapped for phone. */
-int trust_enc_encrypt(const struct trust_signer *s, const char *filename,
-	uint32_t timestamp, const struct trust_cert *phone, const uint8_t *plain,
-	size_t len, struct trust_buf *out, struct trust_err *err);
 /* Verify signature (signer may be NULL to skip), unwrap with phone_key,
  * decrypt, check the plaintext digest; out (initialised here) receives the
  * plaintext, and is wiped on failure. A wrong phone key gives
@@ -193,9 +159,5 @@ int trust_enc_encrypt(const struct trust_signer *s, const char *filename,
  * damaged ciphertext TRUST_ESIG; an EC phone key TRUST_EINVAL. */
 int trust_enc_decrypt(const uint8_t *buf, size_t len, const struct trust_cert *signer,
 	EVP_PKEY *phone_key, struct trust_buf *out, struct trust_err *err);
-/* The short companion config whose certHash is MD5(phone cert DER):
- * <device> with fullConfig false, certHash, encrConfig true (out is
- * initialised here). */
-int trust_enc_short_config(const struct trust_cert *phone, struct trust_buf *out);
 
 #endif

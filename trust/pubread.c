@@ -26,7 +26,7 @@
 #include <openssl/evp.h>
 
 #include "cert.h"
-#include "publish.h"
+#include "publication.h"
 
 #define PUB_INDEX_MAX (4u << 20)
 #define PUB_FILE_MAX (256u << 20)	/* one file; the ITL is at most 64 KiB */

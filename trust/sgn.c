@@ -7,23 +7,6 @@
 #include "hdr.h"
 
 int
-trust_sgn_sign(const struct trust_signer *s, const char *filename,
-	uint32_t timestamp, const uint8_t *payload, size_t len,
-	struct trust_buf *out, struct trust_err *err)
-{
-	struct hdr_spec h = {
-		.version = { 1, 0 },
-		.filename = filename,
-		.timestamp = timestamp,
-		.body = payload,
-		.body_len = len,
-		.what = ".sgn",
-	};
-
-	return hdr_build_signed(s, &h, out, err);
-}
-
-int
 trust_sgn_verify(const uint8_t *buf, size_t len, const struct trust_cert *signer,
 	struct trust_bytes *payload, struct trust_err *err)
 {

@@ -32,6 +32,7 @@
 #include <openssl/ssl.h>
 
 #include "phonesim.h"
+#include "sign.h"
 #include "tgopts.h"
 #include "tgproto.h"
 #include "tvsio.h"

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "phtrust.h"
+#include "sign.h"
 #include "tap.h"
 
 #define NOW 1700000000LL

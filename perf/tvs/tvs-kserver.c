@@ -31,7 +31,7 @@
 #include <openssl/ssl.h>
 
 #include "cert.h"
-#include "publish.h"
+#include "publication.h"
 #include "tvs.h"
 #include "tvsio.h"
 

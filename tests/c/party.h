@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "cert.h"
+#include "sign.h"
 
 struct party {
 	EVP_PKEY *key;

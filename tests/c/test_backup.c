@@ -1,5 +1,5 @@
 /*
- * trust/backup: a store sealed with a passphrase comes back with the same
+ * store/backup: a store sealed with a passphrase comes back with the same
  * keys; a wrong passphrase, any truncation, any flipped byte is refused
  * before anything is written, and a refused restore leaves the store it
  * would have replaced exactly as it was.

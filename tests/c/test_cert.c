@@ -1,4 +1,4 @@
-/* X.509 facts, names, serials, keys and certificate generation (trust/cert.h). */
+/* X.509 facts, names, serials, keys and certificate generation (trust/cert.h; generation: store/sign.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "cert.h"
+#include "sign.h"
 #include "tap.h"
 
 static char tmpdir[] = "/tmp/tvs-test-cert-XXXXXX";

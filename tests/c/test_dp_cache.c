@@ -20,7 +20,8 @@
 
 #include "cert.h"
 #include "dp_cache.h"
-#include "publish.h"
+#include "publication.h"
+#include "sign.h"
 #include "tap.h"
 #include "tvs.h"
 

@@ -6,6 +6,7 @@
 
 #include "file.h"
 #include "party.h"
+#include "sign.h"
 #include "tap.h"
 #include "tlv.h"
 

@@ -11,6 +11,7 @@
 
 #include "file.h"
 #include "publish.h"
+#include "sign.h"
 #include "store.h"
 #include "party.h"
 #include "tap.h"

@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "sign.h"
 #include "store.h"
 #include "party.h"
 #include "tap.h"

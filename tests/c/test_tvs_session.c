@@ -21,6 +21,7 @@
 
 #include "cert.h"
 #include "party.h"
+#include "sign.h"
 #include "tap.h"
 #include "tvs.h"
 #include "tvs_session.h"

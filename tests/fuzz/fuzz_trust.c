@@ -11,6 +11,7 @@
 
 #include "fuzz_need.h"
 #include "file.h"
+#include "sign.h"
 
 static EVP_PKEY *key;
 static struct trust_cert cert;

@@ -26,6 +26,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "sign.h"
 #include "store.h"
 
 #define STORE_INDEX_MAX (64u << 20)

@@ -23,7 +23,7 @@
 #include <arpa/inet.h>
 #include <openssl/evp.h>
 
-#include "file.h"
+#include "sign.h"
 #include "publish.h"
 
 #define CONFIG_MAX (16u << 20)

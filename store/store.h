@@ -16,8 +16,8 @@
  * digest of every blob it names, and refuses, with the reason, a store
  * that fails any check. Nothing is repaired silently.
  */
-#ifndef TRUST_STORE_H
-#define TRUST_STORE_H
+#ifndef STORE_STORE_H
+#define STORE_STORE_H
 
 #include <openssl/evp.h>
 

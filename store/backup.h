@@ -31,8 +31,8 @@
  * before what they contain. The lock file and crash leftovers (*.tmp.*)
  * are not archived.
  */
-#ifndef TRUST_BACKUP_H
-#define TRUST_BACKUP_H
+#ifndef STORE_BACKUP_H
+#define STORE_BACKUP_H
 
 #include "trust.h"
 
