@@ -415,6 +415,9 @@ cmd_publish(struct ctl *c)
 	fprintf(c->out, "  device configs: %u signed, %u of them encrypted\n", r.nconfigs,
 		r.nencrypted);
 	fprintf(c->out, "  certificates the TVS vouches for: %u\n", r.ncerts);
+	if (r.nrejected)
+		fprintf(c->out, "  config folder entries not published: %u: %s\n", r.nrejected,
+			r.rejected);
 	if (c->hooks != NULL && c->hooks->published != NULL)
 		rc = c->hooks->published(c, &st, r.generation);
 	else

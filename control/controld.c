@@ -197,6 +197,9 @@ hook_committed(struct ctl *c, struct trust_store *st)
 	}
 	CD_COUNT(published);
 	cd_log(LOG_INFO, "published generation %" PRIu64 " (%s)", r.generation, r.dir);
+	if (r.nrejected)
+		cd_log(LOG_WARNING, "config folder entries not published: %u: %s", r.nrejected,
+			r.rejected);
 	if (rollout_note_publish(cd.pub, st->own[UNIT_TVS].cert.sha256, r.generation, &err) != 0)
 		cd_log(LOG_WARNING, "rollout: %s", err.msg);
 	return hook_published(c, st, r.generation);

@@ -27,6 +27,7 @@
 #include "publish.h"
 
 #define CONFIG_MAX (16u << 20)
+#define CONFIG_FILES_MAX 100000u
 #define TVS_MEMBERS_MAX 5	/* phones take up to five TVS members */
 
 struct pub_ctx {
@@ -473,26 +474,62 @@ cmp_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Regular files of dir, sorted so that publications are reproducible. */
+/* A config entry publish will not sign: counted in the result, named in
+ * its text (first ones only), and the publish goes on without it, so that
+ * whoever can write the folder cannot stop a trust change. */
+static void
+reject_config(struct pub_ctx *c, const char *name, const char *why)
+{
+	struct publish_result *r = c->r;
+	size_t used = strlen(r->rejected);
+
+	r->nrejected++;
+	if (used + strlen(name) + strlen(why) + 8 < sizeof(r->rejected))
+		snprintf(r->rejected + used, sizeof(r->rejected) - used, "%s%s (%s)",
+			used ? ", " : "", name, why);
+	else if (used + 5 < sizeof(r->rejected) && strcmp(r->rejected + used - 3, "...") != 0)
+		snprintf(r->rejected + used, sizeof(r->rejected) - used, ", ...");
+}
+
+/*
+ * The entries of the config folder open on dfd that publish signs: every
+ * name but hidden ones, what is signed already and subfolders, sorted so
+ * that publications are reproducible. What is there but is no regular
+ * file (a symbolic link, FIFO, socket, device) is rejected here by name;
+ * lstat-style checks are only a first sort: publish_one_config opens each
+ * name with O_NOFOLLOW and checks the open file again.
+ */
 static int
-list_configs(struct pub_ctx *c, const char *dir, bool required, char ***names, size_t *n)
+list_configs(struct pub_ctx *c, int dfd, const char *dir, char ***names, size_t *n)
 {
 	struct dirent *de;
 	struct stat sb;
 	size_t cap = 0;
-	DIR *d;
+	int lfd = dup(dfd);
+	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
 
 	*names = NULL;
 	*n = 0;
-	if ((d = opendir(dir)) == NULL) {
-		if (errno == ENOENT && !required)
-			return 0;
+	if (d == NULL) {
+		if (lfd >= 0)
+			close(lfd);
 		return trust_errf(c->err, TRUST_EIO, "config folder %s: %s", dir, strerror(errno));
 	}
 	while ((de = readdir(d)) != NULL) {
-		if (skipped_name(de->d_name) || fstatat(dirfd(d), de->d_name, &sb, 0) != 0 ||
-		    !S_ISREG(sb.st_mode))
+		if (skipped_name(de->d_name))
 			continue;
+		if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || S_ISDIR(sb.st_mode))
+			continue;
+		if (!S_ISREG(sb.st_mode)) {
+			reject_config(c, de->d_name, S_ISLNK(sb.st_mode) ? "symbolic link"
+				: "not a regular file");
+			continue;
+		}
+		if (*n == CONFIG_FILES_MAX) {
+			closedir(d);
+			return trust_errf(c->err, TRUST_ETOOBIG, "config folder %s: more than %u "
+				"files", dir, CONFIG_FILES_MAX);
+		}
 		if (*n == cap) {
 			char **v = realloc(*names, (cap = cap ? 2 * cap : 16) * sizeof(*v));
 
@@ -513,19 +550,27 @@ list_configs(struct pub_ctx *c, const char *dir, bool required, char ***names, s
 }
 
 static int
-publish_one_config(struct pub_ctx *c, const char *dir, const char *name, bool *have_default)
+publish_one_config(struct pub_ctx *c, int dfd, const char *dir, const char *name,
+	bool *have_default)
 {
 	const struct store_phone *ph;
-	char path[PATH_MAX];
+	struct trust_err why = { 0 };
 	struct trust_buf b;
 	int r;
 
 	if ((r = check_config_name(c, dir, name)) != 0)
 		return r;
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
-		return trust_errf(c->err, TRUST_EINVAL, "config folder %s: path too long", dir);
-	if ((r = trust_file_read(path, CONFIG_MAX, &b, c->err)) != 0)
-		return r;
+	r = trust_file_read_at(dfd, dir, name, CONFIG_MAX, &b, &why);
+	if (r == TRUST_EINVAL || r == TRUST_ETOOBIG) {
+		/* swapped for a link or a FIFO since the listing, or too big;
+		 * the message is "<dir>/<name>: <why>" */
+		size_t skip = strlen(dir) + strlen(name) + 3;
+
+		reject_config(c, name, strlen(why.msg) > skip ? why.msg + skip : why.msg);
+		return 0;
+	}
+	if (r != 0)
+		return trust_errf(c->err, r, "%s", why.msg);
 	if (strcmp(name, "XMLDefault.cnf.xml") == 0) {
 		*have_default = true;
 		/* without auto-registration no phone may take the default */
@@ -544,23 +589,50 @@ publish_one_config(struct pub_ctx *c, const char *dir, const char *name, bool *h
 	return r;
 }
 
+/*
+ * The config folder may be writable by people who must not see the
+ * store's keys (finding: a link configs/cm.key -> objects/<key> was
+ * published as cm.key.sgn). So the folder itself and every file in it are
+ * opened without following symbolic links, relative to the folder
+ * (openat), regular files only and size-bounded; nothing outside the
+ * folder can be reached through a name in it.
+ */
+static int
+open_config_dir(struct pub_ctx *c, const char *dir, bool required, int *dfd)
+{
+	*dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (*dfd >= 0 || (errno == ENOENT && !required))
+		return 0;
+	if (errno == ELOOP || errno == ENOTDIR)
+		return trust_errf(c->err, TRUST_EINVAL, "config folder %s: a symbolic link or "
+			"not a folder (links are never followed; name the real folder)", dir);
+	return trust_errf(c->err, TRUST_EIO, "config folder %s: %s", dir, strerror(errno));
+}
+
 static int
 publish_configs(struct pub_ctx *c, const char *config_dir)
 {
-	char def[PATH_MAX], **names;
+	char def[PATH_MAX], **names = NULL;
+	const char *dir = config_dir;
 	bool have_default = false;
 	struct trust_buf b;
-	size_t n;
-	int r;
+	size_t n = 0;
+	int r, dfd;
 
-	if (config_dir == NULL)
+	if (dir == NULL) {
 		snprintf(def, sizeof(def), "%s/configs", c->st->dir);
-	r = list_configs(c, config_dir ? config_dir : def, config_dir != NULL, &names, &n);
+		dir = def;
+	}
+	r = open_config_dir(c, dir, config_dir != NULL, &dfd);
+	if (r == 0 && dfd >= 0)
+		r = list_configs(c, dfd, dir, &names, &n);
 	for (size_t i = 0; i < n && r == 0; i++)
-		r = publish_one_config(c, config_dir ? config_dir : def, names[i], &have_default);
+		r = publish_one_config(c, dfd, dir, names[i], &have_default);
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
+	if (dfd >= 0)
+		close(dfd);
 	if (r != 0 || have_default || !c->set->auto_registration)
 		return r;
 	trust_buf_init(&b);

@@ -30,6 +30,10 @@ struct publish_result {
 	unsigned nconfigs;		/* signed device configs */
 	unsigned nencrypted;
 	unsigned ncerts;		/* certificates in the manifest */
+	/* Config folder entries not published: symbolic links, FIFOs and
+	 * other non-files, files over 16 MiB. The first ones, "name (why)". */
+	unsigned nrejected;
+	char rejected[1024];
 };
 
 int publish_run(struct trust_store *st, const char *pub_root,

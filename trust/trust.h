@@ -119,6 +119,12 @@ int trust_unhex(const char *s, uint8_t *out, size_t outsz);
 /* Whole-file helpers: read refuses files larger than max. */
 int trust_file_read(const char *path, size_t max, struct trust_buf *out,
 	struct trust_err *err);
+/* Reads name inside the directory open on dirfd (dirname only names it in
+ * errors), never following a symbolic link. TRUST_EINVAL for what is not
+ * a regular file (a link, FIFO, device, folder) or a name with '/',
+ * TRUST_ETOOBIG over max. For folders that others can write. */
+int trust_file_read_at(int dirfd, const char *dirname, const char *name, size_t max,
+	struct trust_buf *out, struct trust_err *err);
 /* Atomic and durable: temp file in the same directory, fsync, rename,
  * fsync of the directory. */
 int trust_file_write_atomic(const char *path, const void *p, size_t n,

@@ -288,32 +288,29 @@ trust_unhex(const char *s, uint8_t *out, size_t outsz)
 	return (int)(n / 2);
 }
 
-int
-trust_file_read(const char *path, size_t max, struct trust_buf *out,
+/* Reads the regular file open on fd (closed here); `what` names it in
+ * errors. The size is checked before and while reading: a file that grows
+ * past max while read is refused, not cut. */
+static int
+trust_fd_read(int fd, const char *what, size_t max, struct trust_buf *out,
 	struct trust_err *err)
 {
 	struct stat st;
 	ssize_t n;
-	int fd;
 
-	trust_buf_init(out);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return trust_errf(err, errno == ENOENT ? TRUST_ENOTFOUND : TRUST_EIO,
-			"%s: %s", path, strerror(errno));
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return trust_errf(err, TRUST_EIO, "%s: not a regular file", path);
+		return trust_errf(err, TRUST_EIO, "%s: not a regular file", what);
 	}
 	if ((size_t)st.st_size > max) {
 		close(fd);
 		return trust_errf(err, TRUST_ETOOBIG,
 			"%s: %lld bytes, more than the %zu this file may have",
-			path, (long long)st.st_size, max);
+			what, (long long)st.st_size, max);
 	}
 	if (trust_buf_reserve(out, (size_t)st.st_size + 1) != 0) {
 		close(fd);
-		return trust_errf(err, TRUST_ENOMEM, "%s: out of memory", path);
+		return trust_errf(err, TRUST_ENOMEM, "%s: out of memory", what);
 	}
 	while ((n = read(fd, out->data + out->len, out->cap - out->len)) > 0) {
 		out->len += (size_t)n;
@@ -321,7 +318,7 @@ trust_file_read(const char *path, size_t max, struct trust_buf *out,
 			close(fd);
 			trust_buf_wipe(out);
 			return trust_errf(err, TRUST_ETOOBIG, "%s: grew past %zu bytes while read",
-				path, max);
+				what, max);
 		}
 		if (out->len == out->cap && trust_buf_reserve(out, 4096) != 0)
 			break;
@@ -329,9 +326,50 @@ trust_file_read(const char *path, size_t max, struct trust_buf *out,
 	close(fd);
 	if (n < 0 || out->failed) {
 		trust_buf_wipe(out);
-		return trust_errf(err, TRUST_EIO, "%s: read failed", path);
+		return trust_errf(err, TRUST_EIO, "%s: read failed", what);
 	}
 	return 0;
+}
+
+int
+trust_file_read(const char *path, size_t max, struct trust_buf *out,
+	struct trust_err *err)
+{
+	int fd;
+
+	trust_buf_init(out);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return trust_errf(err, errno == ENOENT ? TRUST_ENOTFOUND : TRUST_EIO,
+			"%s: %s", path, strerror(errno));
+	return trust_fd_read(fd, path, max, out, err);
+}
+
+int
+trust_file_read_at(int dirfd, const char *dirname, const char *name, size_t max,
+	struct trust_buf *out, struct trust_err *err)
+{
+	char what[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	trust_buf_init(out);
+	snprintf(what, sizeof(what), "%s/%s", dirname, name);
+	if (strchr(name, '/') != NULL || strcmp(name, "..") == 0 || strcmp(name, ".") == 0)
+		return trust_errf(err, TRUST_EINVAL, "%s: not a plain file name", what);
+	/* O_NONBLOCK: a FIFO planted in the folder must not hang the reader;
+	 * fstat then refuses it as not a regular file. */
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 && errno == ELOOP)
+		return trust_errf(err, TRUST_EINVAL, "%s: a symbolic link (never followed)", what);
+	if (fd < 0)
+		return trust_errf(err, errno == ENOENT ? TRUST_ENOTFOUND : TRUST_EIO,
+			"%s: %s", what, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return trust_errf(err, TRUST_EINVAL, "%s: not a regular file", what);
+	}
+	return trust_fd_read(fd, what, max, out, err);
 }
 
 int

@@ -540,6 +540,74 @@ test_too_big(void)
 	}
 }
 
+/*
+ * Finding 1 of issue 10: whoever can write the config folder linked
+ * configs/cm.key to the CallManager key in the store, and publish signed
+ * the key into the publication as cm.key.sgn, served to anyone. Links,
+ * FIFOs and oversized files are now refused by name and counted; the
+ * publish goes on with the rest.
+ */
+static void
+test_config_folder_hostile(void)
+{
+	struct trust_store st;
+	struct publish_result r;
+	struct publication p;
+	struct trust_err err;
+	char key[700], link_path[700], fifo[700], big[700], cfg_link[700];
+	FILE *f;
+	int rc;
+
+	if (open_store(&st) != 0)
+		return;
+	snprintf(key, sizeof(key), "%s/objects/%s.key", sdir, st.own[UNIT_CALLMANAGER].key.sha256);
+	store_close(&st);
+	snprintf(link_path, sizeof(link_path), "%s/cm.key", cdir);
+	snprintf(fifo, sizeof(fifo), "%s/pipe.xml", cdir);
+	snprintf(big, sizeof(big), "%s/huge.xml", cdir);
+	ok(access(key, R_OK) == 0, "the CallManager key file is %s", key);
+	ok(symlink(key, link_path) == 0, "configs/cm.key -> the CallManager key");
+	ok(mkfifo(fifo, 0600) == 0, "a FIFO in the config folder (would hang a plain open)");
+	if ((f = fopen(big, "w")) != NULL) {
+		/* sparse: one byte past the 16 MiB a config may have */
+		fseek(f, (16L << 20), SEEK_SET);
+		fputc('x', f);
+		fclose(f);
+	}
+	memset(&r, 0, sizeof(r));
+	rc = publish(&r, true, &err);
+	ok(rc == 0, "publish goes on: %s", rc ? err.msg : "ok");
+	is_int(r.nrejected, 3, "three entries refused and counted");
+	ok(strstr(r.rejected, "cm.key (symbolic link)") != NULL, "named with the reason: %s",
+		r.rejected);
+	ok(strstr(r.rejected, "pipe.xml (not a regular file)") != NULL, "the FIFO named");
+	ok(strstr(r.rejected, "huge.xml (") != NULL, "the oversized file named");
+	ok(pub_load(pdir, &p, &err) == 0, "the publication loads");
+	ok(pub_find(&p, "cm.key.sgn") == NULL, "the key is not published");
+	ok(pub_find(&p, "pipe.xml.sgn") == NULL && pub_find(&p, "huge.xml.sgn") == NULL,
+		"neither is the FIFO nor the oversized file");
+	ok(pub_find(&p, "RingList.xml.sgn") != NULL, "the regular configs still are");
+	pub_free(&p);
+	unlink(link_path);
+	unlink(fifo);
+	unlink(big);
+
+	/* the folder itself must not be a link either */
+	snprintf(cfg_link, sizeof(cfg_link), "%s/configs-link", root);
+	ok(symlink(cdir, cfg_link) == 0, "a link to the config folder");
+	{
+		struct publish_opts o = { .config_dir = cfg_link, .force = true };
+
+		if (open_store(&st) == 0) {
+			rc = publish_run(&st, pdir, &o, &r, &err);
+			store_close(&st);
+			ok(rc == TRUST_EINVAL && strstr(err.msg, "symbolic link") != NULL,
+				"a linked config folder is refused: %s", err.msg);
+		}
+	}
+	unlink(cfg_link);
+}
+
 int
 main(void)
 {
@@ -554,6 +622,7 @@ main(void)
 	test_cert_links();
 	test_mixed_and_rollback();
 	test_auto_registration();
+	test_config_folder_hostile();
 	test_too_big();
 	trust_cert_free(&phone_cert);
 	trust_cert_free(&app_cert);
