@@ -436,11 +436,14 @@ static long long watch_due;	/* 0: nothing pending */
 static void
 watch_renew(void)
 {
-	char dir[PATH_MAX];
-	struct trust_err err = { 0 };
+	char dir[PATH_MAX], index[PATH_MAX];
 
+	/* Never make a store it does not hold: the folder is created only
+	 * inside a store that has its index (a wiped store, between a
+	 * `disaster_recovery` wipe and its restore, stays wiped). */
 	snprintf(dir, sizeof(dir), "%s/configs", cd.store);
-	if (store_mkdir_p(dir, 0755, &err) != 0)
+	snprintf(index, sizeof(index), "%s/STORE", cd.store);
+	if (access(index, F_OK) != 0 || (mkdir(dir, 0755) != 0 && errno != EEXIST))
 		return;
 	(void)inotify_add_watch(watch_fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
 		IN_DELETE);
