@@ -83,6 +83,13 @@ static const struct cfg_item cfg_schema[] = {
 		"concurrent transfers of one worker lcore (each uses one UDP port)" },
 	{ SEC_TFTP, "port-base", T_UINT, 1024, 65535, "49152", CF(tftp.port_base),
 		"first transfer port; worker i owns [base + i*max, base + (i+1)*max)" },
+	{ SEC_TFTP, "max-transfers-per-source", T_UINT, 1, 16384, "32",
+		CF(tftp.max_per_source),
+		"transfers one client address may hold at once on one worker lcore; one more RRQ "
+		"gets ERROR 0 (counted in tftp_err_per_source)" },
+	{ SEC_TFTP, "max-timeout-s", T_UINT, 1, 255, "5", CF(tftp.max_timeout_s),
+		"largest RFC 2349 `timeout` option honoured; a larger one is left out of the OACK "
+		"and the transfer uses timeout-ms (counted in tftp_timeout_ignored)" },
 
 	{ SEC_TVS, "enabled", T_BOOL, 0, 0, "yes", CF(tvs.enabled),
 		"serve TVS (TLS on TCP) from the worker lcores" },
@@ -90,6 +97,13 @@ static const struct cfg_item cfg_schema[] = {
 		"TCP port of the TVS (FORMATS section 3.1)" },
 	{ SEC_TVS, "max-conns-per-core", T_UINT, 1, 65536, "1024", CF(tvs.max_conns),
 		"TCP connections one worker lcore holds; beyond, a handshake is refused with RST" },
+	{ SEC_TVS, "max-conns-per-source", T_UINT, 1, 65536, "64", CF(tvs.max_per_source),
+		"open TCP connections (TIME_WAIT aside) one client address may hold on one worker "
+		"lcore; beyond, RST (counted in tcp_refused_per_source)" },
+	{ SEC_TVS, "max-handshakes-per-source", T_UINT, 1, 65536, "32",
+		CF(tvs.max_handshakes_per_source),
+		"of those, connections whose TLS handshake is not finished; beyond, RST (counted "
+		"in tcp_refused_unready_per_source)" },
 	{ SEC_TVS, "idle-timeout-ms", T_UINT, 100, 3600000, "30000", CF(tvs.idle_timeout_ms),
 		"an open connection without progress (no byte in or acknowledged) is reset" },
 	{ SEC_TVS, "request-timeout-ms", T_UINT, 100, 600000, "10000",
@@ -793,9 +807,37 @@ cfg_doc_print(FILE *f)
 	};
 	static const char *const intros[] = {
 		"The daemon itself.",
-		"The TFTP server of every worker lcore.",
+		"The TFTP server of every worker lcore.\n\n"
+		"Bounds on one client address. A burst of requests from one address must not "
+		"take every transfer slot (issue 10: 1,100 RRQs asking `timeout 255` held all "
+		"1,024 slots for minutes). Each worker lcore owns its transfers and counts them "
+		"per client address; RSS spreads one client's source ports over the workers, so "
+		"with W workers an address holds at most W x `max-transfers-per-source` in all. "
+		"The default 32 is sized "
+		"for a site whose phones reach the appliance through one NAT address: a phone "
+		"fetches its files (ITL, CTL, configuration) one after another, so 32 transfers "
+		"at once is 32 phones booting in the same moment, and a phone told to try again "
+		"does so; yet 32 addresses are needed to fill one default table of 1,024. RFC "
+		"2349 lets a server only accept the `timeout` a client asks for or leave it out "
+		"of the OACK, never answer another value: above `max-timeout-s` it is left out "
+		"(an RRQ with no other option then gets plain DATA) and the transfer runs on "
+		"`timeout-ms`. Either way a client that stops answering loses its slot after "
+		"(`retries` + 1) x max(`timeout-ms`, `max-timeout-s`), 6 x 5 s at most with the "
+		"defaults.",
 		"The TVS of every worker lcore: TLS on TCP, answered from the publication's "
-		"certificates with its TVS certificate and key (`tvs/tvs.pem`, `tvs/tvs.key`).",
+		"certificates with its TVS certificate and key (`tvs/tvs.pem`, `tvs/tvs.key`).\n\n"
+		"Bounds on one client address. SYN cookies keep a SYN flood out of the "
+		"connection table, but a completed handshake takes a slot, and one address that "
+		"completes a thousand and stays silent would hold them until "
+		"`request-timeout-ms`. Each worker counts per client address its open "
+		"connections (TIME_WAIT aside) and, of those, the ones whose TLS handshake is not "
+		"finished; an address at either bound gets RST for a new SYN and for a "
+		"handshake-completing ACK. Connections of one address spread over the workers "
+		"(by RSS or a hash of the 4-tuple), so with W workers the bounds are W times "
+		"these in all. The defaults are sized for phones behind one NAT address: each "
+		"phone holds one short TVS connection, so 64 open and 32 handshakes at once "
+		"(a handshake takes milliseconds) is a large site booting together, while 16 "
+		"addresses would be needed to fill one default table of 1,024.",
 		"One section per DPDK port (the N of `portN` is the DPDK port id). "
 		"Every worker lcore polls one RX/TX queue pair of every port.",
 	};

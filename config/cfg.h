@@ -42,6 +42,8 @@ struct cfg_tftp {
 	uint8_t retries;
 	uint32_t max_transfers;		/* per worker lcore */
 	uint16_t port_base;		/* first transfer port of worker 0 */
+	uint32_t max_per_source;	/* transfers of one client address, per worker */
+	uint8_t max_timeout_s;		/* largest RFC 2349 timeout honoured */
 };
 
 /* [tvs]: the TVS (TLS on TCP) of every worker lcore. */
@@ -54,6 +56,8 @@ struct cfg_tvs {
 	bool enabled;
 	uint16_t port;			/* TCP listening port */
 	uint32_t max_conns;		/* per worker lcore */
+	uint32_t max_per_source;	/* open connections of one address, per worker */
+	uint32_t max_handshakes_per_source;	/* TLS not finished, per worker */
 	uint32_t idle_timeout_ms;	/* TCP: no progress in an open connection */
 	uint32_t request_timeout_ms;	/* handshake, or a request once started */
 	uint8_t min_tls;		/* enum cfg_tls_version */

@@ -21,7 +21,8 @@ const char *const dp_counter_names[DP_C_MAX] = {
 #define TFTP_COUNTERS(X) \
 	X(rrq) X(started) X(completed) X(failed) X(retransmits) X(data_pkts) X(bytes) \
 	X(err_not_found) X(err_access) X(err_illegal) X(err_unknown_tid) X(err_options) \
-	X(err_table_full) X(dup_acks) X(malformed) X(port_unsteered)
+	X(err_table_full) X(dup_acks) X(malformed) X(port_unsteered) X(err_per_source) \
+	X(timeout_ignored)
 
 /* Certificate cache lookups (struct dp_cache_counters), keys "cert_<name>". */
 #define CERT_COUNTERS(X) X(lookups) X(hits) X(misses)
@@ -33,7 +34,7 @@ const char *const dp_counter_names[DP_C_MAX] = {
 	X(closed) X(reset_rcvd) X(rst_ignored) X(timeouts) X(aborts) X(reset_sent) \
 	X(challenge_acks) X(retransmits) X(fast_retransmits) X(rto_expired) X(probes) \
 	X(ooo_queued) X(ooo_dropped) X(dup_segments) X(out_of_window) X(bad_acks) \
-	X(bad_segments)
+	X(bad_segments) X(refused_per_source) X(refused_unready_per_source)
 
 #define DP_ONE(n) + 1
 _Static_assert(sizeof(struct tcp_stats) == (0 TCP_COUNTERS(DP_ONE)) * sizeof(uint64_t),

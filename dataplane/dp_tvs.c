@@ -79,6 +79,7 @@ enum {
 	DP_C_DONE = 1 << 0,		/* CLOSE/ABORT seen: FIN queued or due */
 	DP_C_CLOSE_DRAINED = 1 << 1,	/* FIN once the output is in TCP */
 	DP_C_BACKLOG = 1 << 2,		/* resume once the output is in TCP */
+	DP_C_READY = 1 << 3,		/* TLS up: told the TCP engine (tcp_conn_ready) */
 };
 
 struct dp_tvs {
@@ -285,10 +286,15 @@ dp_tvs_flush(struct dp_tvs *tv, uint32_t conn, struct tvs_session *s)
 }
 
 /* The peer owes bytes (handshake, a started request): it has until the
- * deadline. */
+ * deadline. A finished TLS handshake no longer counts against the peer
+ * address's bound on handshakes in flight. */
 static void
-dp_tvs_deadline(struct dp_tvs *tv, struct dp_tvs_conn *c)
+dp_tvs_deadline(struct dp_tvs *tv, uint32_t conn, struct dp_tvs_conn *c)
 {
+	if (!(c->flags & DP_C_READY) && tvs_session_established(c->s)) {
+		c->flags |= DP_C_READY;
+		tcp_conn_ready(tv->tcp, conn);
+	}
 	if ((c->flags & DP_C_DONE) || !tvs_session_waiting(c->s))
 		c->deadline = 0;
 	else if (c->deadline == 0)
@@ -322,7 +328,7 @@ dp_tvs_result(struct dp_tvs *tv, uint32_t conn, unsigned f)
 		}
 		f = tvs_session_resume(c->s);
 	}
-	dp_tvs_deadline(tv, c);
+	dp_tvs_deadline(tv, conn, c);
 }
 
 /* One handshake step or resumption, if the turn's budget allows. */
@@ -646,6 +652,8 @@ dp_tvs_lcore_init(struct dp_lcore *lc)
 		.max_conns = c->max_conns,
 		.mss = dp_tvs_mss(),
 		.idle_ms = c->idle_timeout_ms,
+		.max_per_source = c->max_per_source,
+		.max_unready_per_source = c->max_handshakes_per_source,
 		.checksum = false,	/* dp_ipv4_cksum: offload or software */
 	};
 	struct dp_tvs *tv;

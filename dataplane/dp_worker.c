@@ -8,6 +8,7 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_prefetch.h>
+#include <rte_random.h>
 
 #include "dp.h"
 #include "dp_hot.h"
@@ -258,7 +259,10 @@ dp_worker_init(unsigned w)
 		.max_windowsize = t->max_windowsize,
 		.timeout_ms = t->timeout_ms,
 		.retries = t->retries,
+		.max_timeout_s = t->max_timeout_s,
 		.max_transfers = t->max_transfers,
+		.max_per_source = t->max_per_source,
+		.seed = rte_rand(),
 		.port_base = lc->port_base,
 	};
 	if (dp_app.nworkers > 1 && dp_rss_known())

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src_count.h"
 #include "tcp.h"
 
 #define NIL UINT32_MAX
@@ -61,7 +62,12 @@ enum {
 	CF_ABORT_REQ = 1 << 7,		/* tcp_abort from this connection's callback */
 	CF_PERSIST = 1 << 8,		/* rto_at is the zero-window probe timer */
 	CF_CLOSED_CB = 1 << 9,		/* closed() called (TIME_WAIT) */
+	CF_SRC = 1 << 10,		/* counted in the per-source table */
+	CF_READY = 1 << 11,		/* tcp_conn_ready: no longer unready */
 };
+
+/* The counts of struct src_count kept per peer address. */
+enum { SRC_OPEN, SRC_UNREADY };
 
 /* The peer's MSS is rounded down to one of these (3 bits of the cookie);
  * 64 is a floor, as Linux's tcp_min_snd_mss: tinier segments cost us. */
@@ -150,6 +156,7 @@ struct tcp_engine {
 	uint32_t tw_head;	/* oldest TIME_WAIT */
 	uint32_t tw_tail;
 	uint32_t active;
+	struct src_count *src;	/* open and unready connections per peer address */
 	uint32_t cb_conn;	/* connection whose callback runs, NIL */
 	uint32_t armed;		/* connections on the wheel */
 	uint64_t now;
@@ -530,6 +537,13 @@ send_rst_for(struct tcp_engine *e, const struct tcp_seg *s)
 	emit(e, &s->t, s->ack, 0, TCPH_RST, NULL, 0, NULL, 0);
 }
 
+/* A refused SYN, as a closed port answers it (RFC 9293 3.10.7.1). */
+static void
+send_rst_syn(struct tcp_engine *e, const struct tcp_seg *s)
+{
+	emit(e, &s->t, 0, s->seq + 1, TCPH_RST | TCPH_ACK, NULL, 0, NULL, 0);
+}
+
 /*
  * Sends the segment starting at seq: up to max bytes of the ring, and our
  * FIN if it reaches the end of a closed ring. Returns the sequence space
@@ -617,6 +631,42 @@ conn_output(struct tcp_engine *e, uint32_t i)
 	timer_sync(e, i);
 }
 
+/* ---- per-source bounds ---- */
+
+static void
+src_enter(struct tcp_engine *e, struct tcp_conn *c)
+{
+	c->flags |= CF_SRC;
+	/* cannot fail: there are never more sources than slots */
+	src_count_add(e->src, c->t.peer_ip, SRC_OPEN);
+	src_count_add(e->src, c->t.peer_ip, SRC_UNREADY);
+}
+
+/* The connection stops being open (freed, or TIME_WAIT). */
+static void
+src_leave(struct tcp_engine *e, struct tcp_conn *c)
+{
+	if (!(c->flags & CF_SRC))
+		return;
+	c->flags &= (uint16_t)~CF_SRC;
+	src_count_sub(e->src, c->t.peer_ip, SRC_OPEN);
+	if (!(c->flags & CF_READY))
+		src_count_sub(e->src, c->t.peer_ip, SRC_UNREADY);
+}
+
+/* The refusal counter of the bound this peer address has reached, or NULL. */
+static uint64_t *
+src_over(struct tcp_engine *e, uint32_t ip)
+{
+	if (e->lim.max_per_source != 0 &&
+		src_count_get(e->src, ip, SRC_OPEN) >= e->lim.max_per_source)
+		return &e->st.refused_per_source;
+	if (e->lim.max_unready_per_source != 0 &&
+		src_count_get(e->src, ip, SRC_UNREADY) >= e->lim.max_unready_per_source)
+		return &e->st.refused_unready_per_source;
+	return NULL;
+}
+
 /* ---- connection life ---- */
 
 static void
@@ -647,6 +697,7 @@ conn_release(struct tcp_engine *e, uint32_t i)
 	hash_remove(e, i);
 	if (c->state == ST_TIME_WAIT)
 		tw_unlink(e, i);
+	src_leave(e, c);
 	c->state = ST_FREE;
 	c->flags = 0;
 	c->tnext = NIL;
@@ -753,6 +804,7 @@ enter_time_wait(struct tcp_engine *e, uint32_t i)
 {
 	struct tcp_conn *c = &e->cs[i];
 
+	src_leave(e, c);
 	c->state = ST_TIME_WAIT;
 	c->flags |= CF_CLOSED_CB;
 	c->flags &= ~(CF_PERSIST | CF_WANT_WRITABLE | CF_RTT);
@@ -1313,6 +1365,7 @@ conn_init(struct tcp_engine *e, uint32_t i, const struct tcp_seg *s, unsigned id
 	c->life_at = e->now + e->lim.idle_ms * NS_PER_MS;
 	c->hnext = e->buckets[b];
 	e->buckets[b] = i;
+	src_enter(e, c);
 }
 
 static bool
@@ -1331,6 +1384,7 @@ static void
 listen_input(struct tcp_engine *e, const struct tcp_seg *s)
 {
 	unsigned idx, ws;
+	uint64_t *over;
 	uint32_t i;
 
 	if (s->flags & TCPH_RST) {
@@ -1345,6 +1399,11 @@ listen_input(struct tcp_engine *e, const struct tcp_seg *s)
 			return;
 		}
 		e->st.syn_rcvd++;
+		if ((over = src_over(e, s->t.peer_ip)) != NULL) {
+			(*over)++;
+			send_rst_syn(e, s);
+			return;
+		}
 		send_synack(e, s);
 		return;
 	}
@@ -1363,6 +1422,11 @@ listen_input(struct tcp_engine *e, const struct tcp_seg *s)
 		return;
 	}
 	e->st.cookies_ok++;
+	if ((over = src_over(e, s->t.peer_ip)) != NULL) {
+		(*over)++;
+		send_rst_for(e, s);
+		return;
+	}
 	if ((i = conn_alloc(e)) == NIL) {
 		e->st.table_full++;
 		send_rst_for(e, s);
@@ -1617,6 +1681,19 @@ tcp_abort(struct tcp_engine *e, uint32_t conn)
 	return 0;
 }
 
+void
+tcp_conn_ready(struct tcp_engine *e, uint32_t conn)
+{
+	struct tcp_conn *c;
+
+	if (conn >= e->lim.max_conns || (c = &e->cs[conn])->state == ST_FREE ||
+		(c->flags & CF_READY))
+		return;
+	c->flags |= CF_READY;
+	if (c->flags & CF_SRC)
+		src_count_sub(e->src, c->t.peer_ip, SRC_UNREADY);
+}
+
 long
 tcp_conn_find(const struct tcp_engine *e, const struct tcp_tuple *t)
 {
@@ -1752,8 +1829,9 @@ tcp_engine_create(const struct tcp_limits *lim, const uint8_t key[16],
 	ng = pow2_at_least((uint32_t)min_u32(GONE_MAX, max_u32(64, 4 * (uint32_t)n)));
 	e->gmask = ng / GONE_WAYS - 1;
 	e->gone = calloc(ng, sizeof(*e->gone));
+	e->src = src_count_new((uint32_t)n, tcp_siphash24(key, "tcp source table", 16));
 	if (e->cs == NULL || e->sbuf == NULL || e->rbuf == NULL || e->scratch == NULL ||
-		e->buckets == NULL || e->gone == NULL) {
+		e->buckets == NULL || e->gone == NULL || e->src == NULL) {
 		tcp_engine_free(e);
 		errno = ENOMEM;
 		return NULL;
@@ -1783,6 +1861,7 @@ tcp_engine_free(struct tcp_engine *e)
 	free(e->scratch);
 	free(e->buckets);
 	free(e->gone);
+	src_count_free(e->src);
 	memset(e->key, 0, sizeof(e->key));
 	memset(e->hkey, 0, sizeof(e->hkey));
 	free(e);
@@ -1831,6 +1910,10 @@ check_conn(const struct tcp_engine *e, uint32_t i, char *why, size_t whylen)
 	CHECK(c->life_at != 0, "conn %u: no life deadline in state %u", i, c->state);
 	CHECK((c->state == ST_TIME_WAIT) == !!(c->flags & CF_CLOSED_CB),
 		"conn %u: closed() flag and state %u disagree", i, c->state);
+	CHECK((c->state != ST_TIME_WAIT) == !!(c->flags & CF_SRC),
+		"conn %u: per-source flag and state %u disagree", i, c->state);
+	CHECK(!(c->flags & CF_SRC) || src_count_get(e->src, c->t.peer_ip, SRC_OPEN) >= 1,
+		"conn %u: open but not counted for its peer address", i);
 	return 0;
 }
 
@@ -1838,6 +1921,7 @@ int
 tcp_engine_check(const struct tcp_engine *e, char *why, size_t whylen)
 {
 	uint32_t n = e->lim.max_conns, used = 0, nfree = 0, ntw = 0, onwheel = 0, inhash = 0;
+	uint32_t nopen = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
 		const struct tcp_conn *c = &e->cs[i];
@@ -1848,6 +1932,7 @@ tcp_engine_check(const struct tcp_engine *e, char *why, size_t whylen)
 		}
 		used++;
 		ntw += c->state == ST_TIME_WAIT;
+		nopen += !!(c->flags & CF_SRC);
 		if (check_conn(e, i, why, whylen) != 0)
 			return -1;
 	}
@@ -1881,5 +1966,7 @@ tcp_engine_check(const struct tcp_engine *e, char *why, size_t whylen)
 			inhash++;
 		}
 	CHECK(inhash == used, "%u in the table, %u in use", inhash, used);
+	CHECK(src_count_sources(e->src) <= nopen,
+		"%u peer addresses counted for fewer open connections", src_count_sources(e->src));
 	return 0;
 }

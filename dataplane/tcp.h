@@ -119,6 +119,18 @@
 /*
  * A zero field means its default (in brackets). Values are clamped as
  * said; tcp_engine_create fails with EINVAL if max_conns is 0 or port is 0.
+ *
+ * Per-source bounds (issue 10). SYN cookies keep a SYN flood out of the
+ * table, but every completed handshake takes a slot, so one address that
+ * completes a thousand handshakes and then says nothing would hold them
+ * all until the idle timeout. An open connection (any state but TIME_WAIT,
+ * which is recycled under pressure anyway) counts against its peer
+ * address; it is "unready" from its handshake until the upper layer calls
+ * tcp_conn_ready (for the TVS: until its TLS handshake is done). A peer
+ * address at max_per_source open or max_unready_per_source unready
+ * connections gets RST for a new SYN (no SYN-ACK) and for the ACK that
+ * would complete a handshake (its SYN may have come before the bound was
+ * reached), counted in refused_per_source and refused_unready_per_source.
  */
 struct tcp_limits {
 	uint16_t port;			/* listening port [required] */
@@ -134,6 +146,8 @@ struct tcp_limits {
 	uint32_t idle_ms;		/* ESTABLISHED/CLOSE_WAIT without progress [30000] */
 	uint32_t fin_ms;		/* FIN_WAIT_1/2, CLOSING, LAST_ACK in all [10000] */
 	uint32_t time_wait_ms;		/* [2000] */
+	uint32_t max_per_source;	/* open connections of one peer address [no bound] */
+	uint32_t max_unready_per_source;	/* of which not yet tcp_conn_ready [no bound] */
 	bool checksum;			/* fill the TCP checksum of segments we build */
 };
 
@@ -220,6 +234,10 @@ struct tcp_stats {
 	uint64_t out_of_window;		/* segments beyond the receive window */
 	uint64_t bad_acks;		/* ACKs of data never sent, or too old */
 	uint64_t bad_segments;		/* malformed header or options, bad flags, wrong port */
+	uint64_t refused_per_source;	/* SYNs and handshakes refused: the peer address
+					 * had limits.max_per_source connections open */
+	uint64_t refused_unready_per_source;	/* ... or max_unready_per_source
+					 * connections not yet tcp_conn_ready */
 };
 
 struct tcp_engine;
@@ -257,6 +275,13 @@ long tcp_send(struct tcp_engine *e, uint32_t conn, const void *data, size_t len)
 int tcp_close(struct tcp_engine *e, uint32_t conn);
 /* RST now, slot freed, closed(TCP_END_ABORT); 0, or -1 if conn is not open. */
 int tcp_abort(struct tcp_engine *e, uint32_t conn);
+
+/*
+ * The upper layer's own handshake on conn is done (TLS established): the
+ * connection stops counting against max_unready_per_source. Idempotent;
+ * may be called from any callback.
+ */
+void tcp_conn_ready(struct tcp_engine *e, uint32_t conn);
 
 /* The 4-tuple of an open connection, or NULL. */
 const struct tcp_tuple *tcp_conn_tuple(const struct tcp_engine *e, uint32_t conn);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "src_count.h"
 #include "tftp.h"
 
 #define NIL UINT32_MAX
@@ -30,8 +31,8 @@
 /*
  * Timers. Every live transfer waits for exactly one deadline, and a
  * deadline is always "now + the transfer's timeout". Transfers use the
- * engine default or an RFC 2349 timeout of 1..255 s, so there are at most
- * 256 distinct periods. One FIFO per period is therefore sorted by
+ * engine default or an RFC 2349 timeout of 1..max_timeout_s (<= 255) s, so
+ * there are at most 256 distinct periods. One FIFO per period is therefore sorted by
  * deadline for free (appending now + period to the tail of its FIFO keeps
  * it ordered while the clock is monotonic): arming and cancelling are O(1)
  * list operations, and the earliest deadline is one of the FIFO heads.
@@ -102,6 +103,7 @@ struct tftp_engine {
 	uint32_t free_head;	/* free slots, FIFO: see xfer_free */
 	uint32_t free_tail;
 	uint32_t active;
+	struct src_count *src;	/* transfers per client address */
 	uint64_t next_due;
 	uint64_t tq_busy[TQ_WORDS];
 	struct tftp_tq tq[TQ_COUNT];
@@ -181,6 +183,7 @@ timer_rearm(struct tftp_engine *e, uint32_t i, uint64_t now)
 
 /* ---- building datagrams ---- */
 
+/* ERROR code 0 carries several refusals: the caller counts it. */
 static void
 send_error(struct tftp_engine *e, const struct tftp_peer *to, uint16_t sport,
 	uint16_t code, const char *msg)
@@ -188,7 +191,6 @@ send_error(struct tftp_engine *e, const struct tftp_peer *to, uint16_t sport,
 	size_t n = strlen(msg);
 
 	switch (code) {
-	case TFTP_ERR_UNDEFINED: e->st.err_table_full++; break;
 	case TFTP_ERR_NOT_FOUND: e->st.err_not_found++; break;
 	case TFTP_ERR_ACCESS: e->st.err_access++; break;
 	case TFTP_ERR_ILLEGAL_OP: e->st.err_illegal++; break;
@@ -401,6 +403,7 @@ xfer_end(struct tftp_engine *e, uint32_t i, bool ok)
 	struct tftp_xfer *x = &e->xs[i];
 
 	timer_unlink(e, i);
+	src_count_sub(e->src, x->peer.ip, 0);
 	if (ok)
 		e->st.completed++;
 	else
@@ -667,11 +670,21 @@ xfer_start(struct tftp_engine *e, uint64_t now, const struct tftp_peer *from,
 	if (r->opts & OPT_WINDOWSIZE)
 		x->window = (uint16_t)(r->windowsize < e->lim.max_windowsize ?
 			r->windowsize : e->lim.max_windowsize);
-	x->tq = (uint8_t)((r->opts & OPT_TIMEOUT) ? r->timeout : 0);
+	x->tq = 0;
+	if (r->opts & OPT_TIMEOUT) {
+		if (r->timeout <= e->lim.max_timeout_s) {
+			x->tq = (uint8_t)r->timeout;
+		} else {
+			/* RFC 2349 allows no other value: leave it out of the OACK */
+			x->opts &= (uint8_t)~OPT_TIMEOUT;
+			e->st.timeout_ignored++;
+		}
+	}
 	x->base.pend = -1;
 	x->xlen = r->netascii ? nva_length(f->data, f->len) : f->len;
 	x->nblocks = x->xlen / x->blksize + 1;
 	strcpy(xfer_name(e, i), r->name);
+	src_count_add(e->src, from->ip, 0);	/* room: sources <= slots */
 	e->active++;
 	e->st.started++;
 	if (x->opts != 0) {
@@ -728,7 +741,16 @@ request_input(struct tftp_engine *e, uint64_t now, const struct tftp_peer *from,
 		send_error(e, from, port, TFTP_ERR_ACCESS, why);
 		return;
 	}
+	if (e->lim.max_per_source != 0 &&
+		src_count_get(e->src, from->ip, 0) >= e->lim.max_per_source) {
+		/* code 0: RFC 1350 has none for it; the text says what to do */
+		e->st.err_per_source++;
+		send_error(e, from, port, TFTP_ERR_UNDEFINED,
+			"too many transfers from your address, try again later");
+		return;
+	}
 	if (e->free_head == NIL) {
+		e->st.err_table_full++;
 		send_error(e, from, port, TFTP_ERR_UNDEFINED, "server busy, try again later");
 		return;
 	}
@@ -831,6 +853,8 @@ limits_fix(const struct tftp_limits *in, struct tftp_limits *l)
 		l->timeout_ms = TFTP_DEFAULT_TIMEOUT_MS;
 	if (l->retries == 0)
 		l->retries = TFTP_DEFAULT_RETRIES;
+	if (l->max_timeout_s == 0)
+		l->max_timeout_s = TFTP_DEFAULT_MAX_TIMEOUT_S;
 	return true;
 }
 
@@ -854,7 +878,8 @@ tftp_engine_create(const struct tftp_limits *lim, const struct tftp_ops *ops, vo
 	e->names = calloc(l.max_transfers, TFTP_NAME_MAX + 1);
 	/* DATA (4 + blksize) is the largest; ERROR and OACK stay < 128 */
 	e->scratch = malloc(4 + (size_t)l.max_blksize + 128);
-	if (e->xs == NULL || e->names == NULL || e->scratch == NULL) {
+	e->src = src_count_new(l.max_transfers, l.seed);
+	if (e->xs == NULL || e->names == NULL || e->scratch == NULL || e->src == NULL) {
 		tftp_engine_free(e);
 		errno = ENOMEM;
 		return NULL;
@@ -886,6 +911,7 @@ tftp_engine_free(struct tftp_engine *e)
 	free(e->xs);
 	free(e->names);
 	free(e->scratch);
+	src_count_free(e->src);
 	free(e);
 }
 

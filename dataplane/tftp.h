@@ -28,6 +28,7 @@
 #define TFTP_NAME_MAX 255		/* longest file name accepted */
 #define TFTP_DEFAULT_TIMEOUT_MS 1000	/* used when limits.timeout_ms is 0 */
 #define TFTP_DEFAULT_RETRIES 5		/* used when limits.retries is 0 */
+#define TFTP_DEFAULT_MAX_TIMEOUT_S 5	/* used when limits.max_timeout_s is 0 */
 
 enum tftp_opcode {
 	TFTP_RRQ = 1, TFTP_WRQ = 2, TFTP_DATA = 3, TFTP_ACK = 4, TFTP_ERROR = 5, TFTP_OACK = 6,
@@ -42,16 +43,30 @@ enum tftp_errcode {
 /*
  * A zero field means its default: max_blksize TFTP_DEFAULT_BLKSIZE (values
  * outside 8..65464 are clamped), max_windowsize 1, timeout_ms
- * TFTP_DEFAULT_TIMEOUT_MS, retries TFTP_DEFAULT_RETRIES. max_transfers must
+ * TFTP_DEFAULT_TIMEOUT_MS, retries TFTP_DEFAULT_RETRIES, max_timeout_s
+ * TFTP_DEFAULT_MAX_TIMEOUT_S, max_per_source no bound. max_transfers must
  * be >= 1 and [port_base, port_base + max_transfers) must fit in 1..65535
  * without holding port 69, or tftp_engine_create fails with EINVAL.
+ *
+ * Bounds on one client (issue 10): a client address holds at most
+ * max_per_source transfers of this engine at once; one more RRQ gets
+ * ERROR 0 "too many transfers from your address" (err_per_source). An RFC
+ * 2349 timeout above max_timeout_s is not acknowledged: RFC 2349 lets the
+ * server only accept the client's value or leave the option out of the
+ * OACK, never change it, so the option is left out and the transfer runs
+ * on timeout_ms (timeout_ignored). A transfer that makes no progress is
+ * therefore freed after (retries + 1) x max(timeout_ms, max_timeout_s)
+ * whatever the client asked.
  */
 struct tftp_limits {
 	uint16_t max_blksize;		/* also capped by the interface MTU */
 	uint16_t max_windowsize;
 	uint32_t timeout_ms;		/* default retransmission timeout */
 	uint8_t retries;		/* then the transfer fails */
+	uint8_t max_timeout_s;		/* largest RFC 2349 timeout honoured, 1..255 */
 	uint32_t max_transfers;		/* slots of this engine */
+	uint32_t max_per_source;	/* transfers of one client address; 0: no bound */
+	uint64_t seed;			/* of the per-source table's hash (any value) */
 	uint16_t port_base;
 };
 
@@ -124,6 +139,10 @@ struct tftp_stats {
 	uint64_t port_unsteered;	/* ops.port_local accepted none of the ports
 					 * scanned: this transfer's ACKs will
 					 * mostly be handed over from other lcores */
+	uint64_t err_per_source;	/* ERROR 0 "too many transfers from your
+					 * address": limits.max_per_source reached */
+	uint64_t timeout_ignored;	/* timeout options above limits.max_timeout_s,
+					 * left out of the OACK */
 };
 
 struct tftp_engine;

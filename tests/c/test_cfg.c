@@ -92,6 +92,10 @@ test_good(void)
 	is_int(c.tftp.retries, 5, "retries default");
 	is_int(c.tftp.max_transfers, 1024, "max-transfers-per-core default");
 	is_int(c.tftp.port_base, 49152, "port-base default");
+	is_int(c.tftp.max_per_source, 32, "max-transfers-per-source default");
+	is_int(c.tftp.max_timeout_s, 5, "max-timeout-s default");
+	is_int(c.tvs.max_per_source, 64, "max-conns-per-source default");
+	is_int(c.tvs.max_handshakes_per_source, 32, "max-handshakes-per-source default");
 	is_int(c.nports, 2, "two ports");
 	ok(c.ports[0].present && !c.ports[1].present && c.ports[2].present, "port0 and port2");
 	is_int(c.ports[0].ip, 0x0a630002, "port0 address");
@@ -140,6 +144,11 @@ test_errors(void)
 		2, "'timeout-ms' in [tftp]: '100ms' is not a decimal number");
 	expect_error("out of range", "[port0]\naddress=10.0.0.1/8\n[tftp]\nmax-blksize = 70000\n",
 		4, "'max-blksize' in [tftp]: 70000 is out of range [8, 65464]");
+	expect_error("timeout cap above RFC 2349", "[port0]\naddress=10.0.0.1/8\n[tftp]\n"
+		"max-timeout-s = 256\n", 4, "'max-timeout-s' in [tftp]: 256 is out of range [1, 255]");
+	expect_error("no zero bound", "[port0]\naddress=10.0.0.1/8\n[tvs]\n"
+		"max-handshakes-per-source = 0\n", 4,
+		"'max-handshakes-per-source' in [tvs]: 0 is out of range [1, 65536]");
 	expect_error("below range", "[port0]\naddress=10.0.0.1/8\nmtu = 67\n",
 		3, "'mtu' in [port0]: 67 is out of range [68, 9600]");
 	expect_error("vlan 4095", "[port0]\naddress=10.0.0.1/8\nvlan = 4095\n",

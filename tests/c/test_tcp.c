@@ -1233,6 +1233,164 @@ test_table_full(void)
 	th_fini(&h);
 }
 
+/* ---- per-source bounds (issue 10) ---- */
+
+/* A peer of address ip, port 20000 + k. */
+static void
+peer_at(struct th_peer *p, uint32_t id, uint32_t ip)
+{
+	th_peer_init(p, id);
+	p->ip = ip;
+	p->port = (uint16_t)(20000 + id);
+}
+
+static void
+test_per_source(void)
+{
+	enum { N = 7 };
+	const uint32_t x = 0x0a050005u;
+	struct th h;
+	struct th_peer p[N], q;
+	struct tcp_limits l = deflim;
+	const struct tcp_stats *st;
+
+	l.max_per_source = 4;
+	l.max_unready_per_source = 2;
+	th_init(&h, &l);
+	st = tcp_stats(h.e);
+	for (uint32_t k = 0; k < N; k++)
+		peer_at(&p[k], 80 + k, x);
+	ok(th_connect(&h, &p[0]) && th_connect(&h, &p[1]), "two handshakes from one address");
+	th_syn(&h, &p[2]);
+	expect(&h, &p[2], TCPH_RST | TCPH_ACK, 0, p[2].isn + 1, 0,
+		"a third SYN while 2 are unready: RST, no cookie");
+	is_int(st->refused_unready_per_source, 1, "refused_unready_per_source");
+	is_int(st->cookies_sent, 2, "no SYN-ACK for it");
+
+	tcp_conn_ready(h.e, p[0].conn);
+	tcp_conn_ready(h.e, p[0].conn);	/* idempotent */
+	ok(th_connect(&h, &p[2]), "one ready: the third connects");
+	th_syn(&h, &p[3]);
+	expect(&h, &p[3], TCPH_RST | TCPH_ACK, 0, p[3].isn + 1, 0,
+		"ready twice counted once: still 2 unready, RST");
+	is_int(st->refused_unready_per_source, 2, "refused_unready_per_source again");
+	tcp_conn_ready(h.e, p[1].conn);
+	tcp_conn_ready(h.e, p[2].conn);
+	ok(th_connect(&h, &p[3]), "all ready: a fourth connects");
+	th_syn(&h, &p[4]);
+	expect(&h, &p[4], TCPH_RST | TCPH_ACK, 0, p[4].isn + 1, 0,
+		"4 open (max_per_source): RST");
+	is_int(st->refused_per_source, 1, "refused_per_source");
+
+	peer_at(&q, 90, x + 1);
+	ok(th_connect(&h, &q), "another address connects meanwhile");
+
+	/* a SYN answered below the bound, its ACK arriving above it */
+	tcp_abort(h.e, p[0].conn);
+	th_flush(&h);
+	th_syn(&h, &p[4]);
+	ok(th_take_synack(&h, &p[4], th_pop(&h)), "one ended: a SYN gets its cookie again");
+	tcp_conn_ready(h.e, p[3].conn);
+	ok(th_connect(&h, &p[5]), "and another one takes the place first");
+	th_ack(&h, &p[4]);
+	expect(&h, &p[4], TCPH_RST, p[4].irs + 1, 0, 0,
+		"the first one's handshake ACK, now over the bound: RST");
+	is_int(st->refused_per_source, 2, "refused_per_source again");
+	is_int(st->cookies_ok, 7, "its cookie was good");
+	is_int(tcp_active(h.e), 5, "4 of the address + 1 other");
+
+	/* the peer closes: its slot and its place in the count go together */
+	h.close_on_eof = true;
+	th_fin(&h, &p[1]);
+	th_flush(&h);
+	p[1].rcv_nxt++;
+	th_ack(&h, &p[1]);
+	ok(th_connect(&h, &p[6]), "an orderly close frees a place for the address");
+	check_books(&h, "per source");
+	for (uint32_t k = 0; k < N; k++)
+		th_peer_free(&p[k]);
+	th_peer_free(&q);
+	th_fini(&h);
+}
+
+/* We close first: TIME_WAIT holds a slot, not a place of the address. */
+static void
+test_per_source_time_wait(void)
+{
+	const uint32_t x = 0x0a050006u;
+	struct th h;
+	struct th_peer a, b;
+	struct tcp_limits l = deflim;
+
+	l.max_per_source = 1;
+	th_init(&h, &l);
+	peer_at(&a, 1, x);
+	peer_at(&b, 2, x);
+	ok(th_connect(&h, &a), "a connects");
+	th_answer(&h, 100, 10);
+	h.close_after_answer = true;
+	send_pat(&h, &a, 0, 10);
+	expect(&h, &a, TCPH_ACK | TCPH_PSH | TCPH_FIN, a.irs + 1, a.snd_nxt, 100,
+		"a answered and closed");
+	a.rcv_nxt += 101;
+	th_fin(&h, &a);
+	expect(&h, &a, TCPH_ACK, a.irs + 102, a.snd_nxt, 0, "a in TIME_WAIT");
+	is_int(tcp_active(h.e), 1, "its slot is held");
+	ok(th_connect(&h, &b), "the address may open another one");
+	check_books(&h, "per source, TIME_WAIT");
+	th_peer_free(&a);
+	th_peer_free(&b);
+	th_fini(&h);
+}
+
+/*
+ * Issue 10's attack on a full-size table: 1,100 handshakes completed from
+ * one address that then say nothing, and a 20,000-SYN flood from it.
+ */
+static void
+test_per_source_flood(void)
+{
+	const uint32_t x = 0x0a050007u;
+	struct th h;
+	struct th_peer f, v;
+	struct tcp_limits l = deflim;
+	unsigned accepted = 0, rst = 0;
+	struct th_seg *s;
+
+	l.max_conns = 1024;
+	l.max_per_source = 64;
+	l.max_unready_per_source = 32;
+	th_init(&h, &l);
+	for (uint32_t k = 0; k < 1100; k++) {
+		peer_at(&f, k, x);
+		f.port = (uint16_t)(10000 + k);
+		accepted += th_connect(&h, &f);
+		th_flush(&h);
+		th_peer_free(&f);
+	}
+	is_int(accepted, 32, "1,100 idle handshakes from one address: 32 take a slot");
+	is_int(tcp_stats(h.e)->refused_unready_per_source, 1100 - 32, "the rest refused, counted");
+	for (uint32_t k = 0; k < 20000; k++) {
+		peer_at(&f, k, x);
+		/* ports the idle connections do not use */
+		f.port = (uint16_t)(12000 + tap_prng() % 50000);
+		f.isn = (uint32_t)tap_prng();
+		th_syn(&h, &f);
+		while ((s = th_pop(&h)) != NULL)
+			rst += s->flags == (TCPH_RST | TCPH_ACK);
+	}
+	is_int(rst, 20000, "20,000 SYNs from it: RST each");
+	is_int(tcp_active(h.e), 32, "the table holds 32 of 1,024");
+	peer_at(&v, 5, x + 1);
+	ok(th_connect(&h, &v), "a client from another address connects");
+	th_answer(&h, 100, 10);
+	send_pat(&h, &v, 0, 10);
+	expect(&h, &v, TCPH_ACK | TCPH_PSH, v.irs + 1, v.snd_nxt, 100, "and is answered");
+	check_books(&h, "per source flood");
+	th_peer_free(&v);
+	th_fini(&h);
+}
+
 static void
 test_reaping(void)
 {
@@ -1578,6 +1736,9 @@ main(void)
 	test_rst();
 	test_syn_flood();
 	test_table_full();
+	test_per_source();
+	test_per_source_time_wait();
+	test_per_source_flood();
 	test_reaping();
 	test_writable();
 	test_fuzz();

@@ -724,6 +724,235 @@ test_table_full(void)
 	free(d);
 }
 
+/* ---- bounds on one client address (issue 10, finding 3) ---- */
+
+/* RRQs for name from ip, source ports first..first+n-1; returns how many
+ * got DATA or OACK, and counts the ERROR 0 answers in *refused. */
+static unsigned
+rrq_burst(struct h *h, uint32_t ip, uint16_t first, unsigned n, const char *const *opts,
+	unsigned *refused)
+{
+	uint8_t req[128];
+	size_t len = h_req(req, sizeof(req), TFTP_RRQ, "t.bin", "octet", opts);
+	unsigned started = 0;
+	struct h_pkt *p;
+
+	*refused = 0;
+	for (unsigned k = 0; k < n; k++) {
+		struct tftp_peer from = { ip, (uint16_t)(first + k) };
+
+		h_input(h, &from, TFTP_PORT, req, len);
+	}
+	while ((p = h_pop(h)) != NULL) {
+		uint16_t op = h_get16(p->data);
+
+		if (op == TFTP_DATA || op == TFTP_OACK)
+			started++;
+		else if (op == TFTP_ERROR && h_get16(p->data + 2) == TFTP_ERR_UNDEFINED)
+			(*refused)++;
+		free(p->data);
+	}
+	return started;
+}
+
+/* Moves the clock in steps of 100 ms, so every retransmission fires. */
+static void
+advance_by(struct h *h, uint64_t ns)
+{
+	for (uint64_t t = 0; t < ns; t += SEC / 10)
+		h_advance(h, SEC / 10);
+	h_flush(h);
+}
+
+static void
+test_per_source(void)
+{
+	struct tftp_limits lim = default_limits;
+	struct tftp_peer a = { 0x0a000001, 3000 }, b = { 0x0a000002, 4000 };
+	struct h h;
+	uint8_t *d = make_file(3000, 11);
+	uint8_t req[64];
+	char msg[128];
+	unsigned refused, started;
+	size_t n;
+	struct h_pkt *p;
+
+	lim.max_transfers = 16;
+	lim.max_per_source = 3;
+	h_init(&h, &lim);
+	h_publish(&h, "t.bin", d, 3000);
+	started = rrq_burst(&h, a.ip, 3000, 5, NULL, &refused);
+	is_int(started, 3, "one address: 3 transfers start (max_per_source 3)");
+	is_int(refused, 2, "the other 2 RRQs get ERROR 0");
+	is_int(tftp_stats(h.e)->err_per_source, 2, "err_per_source counted");
+	is_int(tftp_stats(h.e)->err_table_full, 0, "not counted as a full table");
+	is_int(h.lookups, 3, "no file lookup for a refused RRQ");
+
+	n = h_req(req, sizeof(req), TFTP_RRQ, "t.bin", "octet", NULL);
+	h_input(&h, &a, TFTP_PORT, req, n);
+	is_int(h_expect_error(&h, &a, msg, sizeof(msg)), TFTP_ERR_UNDEFINED,
+		"a fourth RRQ from the same port: ERROR 0");
+	is_str(msg, "too many transfers from your address, try again later",
+		"the message says why");
+	h_input(&h, &b, TFTP_PORT, req, n);
+	p = h_pop(&h);
+	ok(p != NULL && h_get16(p->data) == TFTP_DATA && p->to.ip == b.ip,
+		"another address is served meanwhile");
+	free(p ? p->data : NULL);
+	is_int(tftp_active(h.e), 4, "3 + 1 transfers live");
+
+	/* one of a's transfers ends (its client sends ERROR): a may start one */
+	{
+		static const uint8_t err[] = { 0, 5, 0, 0, 0 };
+		struct tftp_peer a0 = { a.ip, 3000 };
+		uint16_t port = 0;
+
+		for (uint16_t q = lim.port_base; q < lim.port_base + lim.max_transfers; q++)
+			if (port == 0 && tftp_owns_port(h.e, q)) {
+				h_input(&h, &a0, q, err, sizeof(err));
+				if (tftp_active(h.e) == 3)
+					port = q;
+				h_flush(&h);
+			}
+		ok(port != 0, "a's first transfer ended by its ERROR");
+	}
+	started = rrq_burst(&h, a.ip, 3100, 2, NULL, &refused);
+	is_int(started, 1, "after one ends, a gets exactly one more");
+	is_int(refused, 1, "and the next is refused again");
+
+	/* silent clients: every transfer is freed by the retries, and the
+	 * address's count with it */
+	advance_by(&h, (uint64_t)(lim.retries + 2) * lim.timeout_ms * 1000000ull);
+	is_int(tftp_active(h.e), 0, "silent transfers freed after (retries + 1) timeouts");
+	started = rrq_burst(&h, a.ip, 3200, 4, NULL, &refused);
+	is_int(started, 3, "then a may hold 3 again");
+	is_int(refused, 1, "and no more");
+	check_books(&h, "per source");
+	h_fini(&h);
+	free(d);
+}
+
+/*
+ * Many addresses, the table full of them, transfers ending in an order
+ * unrelated to their start (the per-source table's deletions move entries
+ * around): every address keeps exactly its bound.
+ */
+static void
+test_per_source_many(void)
+{
+	enum { NSRC = 300, PER = 2 };
+	static const uint8_t err[] = { 0, 5, 0, 0, 0 };
+	struct tftp_limits lim = default_limits;
+	struct h h;
+	uint8_t *d = make_file(3000, 12);
+	unsigned refused, started = 0, total_refused = 0, bad = 0;
+	unsigned ended[NSRC] = { 0 };
+
+	lim.max_transfers = NSRC * PER;
+	lim.max_per_source = PER;
+	lim.seed = 12345;
+	h_init(&h, &lim);
+	h_publish(&h, "t.bin", d, 3000);
+	for (uint32_t k = 0; k < NSRC; k++) {
+		/* neighbouring addresses, the kind one subnet of attackers has */
+		started += rrq_burst(&h, 0x0a010000 + k, 5000, PER + 1, NULL, &refused);
+		total_refused += refused;
+	}
+	is_int(started, NSRC * PER, "%u addresses x %u transfers fill the table", NSRC, PER);
+	is_int(total_refused, NSRC, "one refusal per address");
+	is_int(tftp_stats(h.e)->err_table_full, 0, "no address met a full table");
+	/* end transfers port by port in a scrambled order */
+	for (uint32_t k = 0; k < lim.max_transfers; k++) {
+		uint16_t port = (uint16_t)(lim.port_base + (k * 337) % lim.max_transfers);
+		unsigned before = tftp_active(h.e);
+
+		/* the owner is unknown here: the transfer's peer answers UNKNOWN_TID
+		 * to all others, so try every address's first port */
+		for (uint32_t s = 0; s < NSRC && tftp_active(h.e) == before; s++) {
+			struct tftp_peer from = { 0x0a010000 + s, 5000 };
+
+			for (uint16_t q = 0; q < PER + 1 && tftp_active(h.e) == before; q++) {
+				from.port = (uint16_t)(5000 + q);
+				h_input(&h, &from, port, err, sizeof(err));
+				if (tftp_active(h.e) < before)
+					ended[s]++;
+			}
+		}
+		h_flush(&h);
+		if (k % 2 == 1)
+			continue;
+		/* after every other end, the address that lost one may start one */
+		for (uint32_t s = 0; s < NSRC; s++)
+			if (ended[s] > 0) {
+				if (rrq_burst(&h, 0x0a010000 + s, 6000, 1, NULL, &refused) != 1)
+					bad++;
+				ended[s]--;
+				break;
+			}
+	}
+	is_int(bad, 0, "a freed slot of an address is its own to take again");
+	started = rrq_burst(&h, 0x0a7f0000, 7000, PER + 1, NULL, &refused);
+	is_int(started, PER, "a new address still gets its %u", PER);
+	check_books(&h, "many sources");
+	h_fini(&h);
+	free(d);
+}
+
+static void
+test_timeout_cap(void)
+{
+	static const char *const t5[] = { "timeout", "5", NULL };
+	static const char *const t255[] = { "blksize", "1428", "timeout", "255", NULL };
+	static const char *const only255[] = { "timeout", "255", NULL };
+	struct tftp_limits lim = default_limits;
+	struct h h;
+	struct h_client c;
+	uint8_t *d = make_file(3000, 13);
+	unsigned refused;
+
+	lim.max_timeout_s = 5;
+	h_init(&h, &lim);
+	h_publish(&h, "t.bin", d, 3000);
+
+	h_client_init(&c, 1, "t.bin", "octet", t5);
+	fetch(&h, &c, d, 3000, "timeout 5 (at the cap)");
+	is_str(h_oack_get(&c, "timeout"), "5", "a timeout at the cap is acknowledged");
+	h_client_free(&c);
+	is_int(tftp_stats(h.e)->timeout_ignored, 0, "nothing ignored yet");
+
+	h_client_init(&c, 2, "t.bin", "octet", t255);
+	fetch(&h, &c, d, 3000, "timeout 255 with blksize");
+	ok(c.got_oack, "OACK for blksize");
+	is_str(h_oack_get(&c, "blksize"), "1428", "blksize acknowledged");
+	ok(h_oack_get(&c, "timeout") == NULL,
+		"timeout 255 left out of the OACK (RFC 2349: no other value may be sent)");
+	is_int(tftp_stats(h.e)->timeout_ignored, 1, "timeout_ignored counted");
+	h_client_free(&c);
+
+	h_client_init(&c, 3, "t.bin", "octet", only255);
+	fetch(&h, &c, d, 3000, "timeout 255 alone");
+	ok(!c.got_oack, "timeout 255 alone: no option left, plain transfer without OACK");
+	is_int(tftp_stats(h.e)->timeout_ignored, 2, "timeout_ignored counted again");
+	h_client_free(&c);
+
+	/* a silent client that asked 255 s: the slot goes after (retries + 1)
+	 * default timeouts, not (retries + 1) x 255 s */
+	is_int(rrq_burst(&h, 0x0a000009, 7000, 1, t255, &refused), 1, "silent client started");
+	advance_by(&h, (uint64_t)lim.retries * lim.timeout_ms * 1000000ull);
+	is_int(tftp_active(h.e), 1, "alive after retries x timeout-ms");
+	advance_by(&h, 2ull * lim.timeout_ms * 1000000ull);
+	is_int(tftp_active(h.e), 0, "freed after (retries + 1) x timeout-ms, well before 255 s");
+	/* one at the cap is honoured: freed after (retries + 1) x 5 s */
+	is_int(rrq_burst(&h, 0x0a000009, 7100, 1, t5, &refused), 1, "silent client at the cap");
+	advance_by(&h, (uint64_t)lim.retries * 5 * SEC + SEC);
+	is_int(tftp_active(h.e), 1, "a 5 s timeout is used: alive after retries x 5 s");
+	advance_by(&h, 5 * SEC);
+	is_int(tftp_active(h.e), 0, "freed after (retries + 1) x 5 s");
+	check_books(&h, "timeout cap");
+	h_fini(&h);
+	free(d);
+}
+
 /* ---- ops.port_local: steering new transfers to ports of our queue ---- */
 
 /* The hook accepts port when port % mod == want; mod 0 accepts nothing. */
@@ -1231,6 +1460,9 @@ main(void)
 	test_bad_requests();
 	test_tids();
 	test_table_full();
+	test_per_source();
+	test_per_source_many();
+	test_timeout_cap();
 	test_port_local();
 	test_device_names();
 	test_generation_swap();
