@@ -383,7 +383,8 @@ proc pem_first_der {text tmp} {
 #   hold N SECS          N connections opened and held; then one more,
 #                        which sends 3 bytes and prints how it ended:
 #                        "reset" (refused), "eof" or "timeout"
-#   synflood N PORT      N SYNs from a raw socket, random source ports
+#   synflood N PORT [SRC]  N SYNs from a raw socket (from SRC, default
+#                        10.99.0.1), random source ports
 #   session DER1 DER2 GO TLS, verify DER1, print its status, wait until
 #                        file GO exists (bounded), verify DER2 on the same
 #                        connection, print its status
@@ -465,8 +466,10 @@ elif cmd == "hold":
         h.close()
 elif cmd == "synflood":
     n, port = int(sys.argv[2]), int(sys.argv[3])
+    srcip = sys.argv[4] if len(sys.argv) > 4 else "10.99.0.1"
     r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-    src, dst = socket.inet_aton("10.99.0.1"), socket.inet_aton(SRV[0])
+    r.bind((srcip, 0))
+    src, dst = socket.inet_aton(srcip), socket.inet_aton(SRV[0])
     for i in range(n):
         sport = random.randint(1024, 65535)
         h = struct.pack("!HHIIBBHHH", sport, port, random.getrandbits(32), 0, 5 << 4, 0x02,
