@@ -90,6 +90,9 @@ static const struct cfg_item cfg_schema[] = {
 	{ SEC_TFTP, "max-timeout-s", T_UINT, 1, 255, "5", CF(tftp.max_timeout_s),
 		"largest RFC 2349 `timeout` option honoured; a larger one is left out of the OACK "
 		"and the transfer uses timeout-ms (counted in tftp_timeout_ignored)" },
+	{ SEC_TFTP, "max-transfer-s", T_UINT, 1, 86400, "300", CF(tftp.max_life_s),
+		"a transfer still running after this ends with ERROR 0 (counted in "
+		"tftp_err_expired), however steadily its client acknowledges" },
 
 	{ SEC_TVS, "enabled", T_BOOL, 0, 0, "yes", CF(tvs.enabled),
 		"serve TVS (TLS on TCP) from the worker lcores" },
@@ -823,7 +826,9 @@ cfg_doc_print(FILE *f)
 		"(an RRQ with no other option then gets plain DATA) and the transfer runs on "
 		"`timeout-ms`. Either way a client that stops answering loses its slot after "
 		"(`retries` + 1) x max(`timeout-ms`, `max-timeout-s`), 6 x 5 s at most with the "
-		"defaults.",
+		"defaults, and one that answers at a crawl (8-byte blocks, each acknowledged "
+		"just in time) after `max-transfer-s`: 300 s lets a 1 MB file through in "
+		"512-byte blocks over a 100 ms round trip, and the phones' files are a few KB.",
 		"The TVS of every worker lcore: TLS on TCP, answered from the publication's "
 		"certificates with its TVS certificate and key (`tvs/tvs.pem`, `tvs/tvs.key`).\n\n"
 		"Bounds on one client address. SYN cookies keep a SYN flood out of the "

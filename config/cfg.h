@@ -44,6 +44,7 @@ struct cfg_tftp {
 	uint16_t port_base;		/* first transfer port of worker 0 */
 	uint32_t max_per_source;	/* transfers of one client address, per worker */
 	uint8_t max_timeout_s;		/* largest RFC 2349 timeout honoured */
+	uint32_t max_life_s;		/* a transfer's whole life */
 };
 
 /* [tvs]: the TVS (TLS on TCP) of every worker lcore. */

@@ -22,7 +22,7 @@ const char *const dp_counter_names[DP_C_MAX] = {
 	X(rrq) X(started) X(completed) X(failed) X(retransmits) X(data_pkts) X(bytes) \
 	X(err_not_found) X(err_access) X(err_illegal) X(err_unknown_tid) X(err_options) \
 	X(err_table_full) X(dup_acks) X(malformed) X(port_unsteered) X(err_per_source) \
-	X(timeout_ignored)
+	X(timeout_ignored) X(err_expired)
 
 /* Certificate cache lookups (struct dp_cache_counters), keys "cert_<name>". */
 #define CERT_COUNTERS(X) X(lookups) X(hits) X(misses)

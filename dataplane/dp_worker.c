@@ -260,6 +260,7 @@ dp_worker_init(unsigned w)
 		.timeout_ms = t->timeout_ms,
 		.retries = t->retries,
 		.max_timeout_s = t->max_timeout_s,
+		.max_life_s = t->max_life_s,
 		.max_transfers = t->max_transfers,
 		.max_per_source = t->max_per_source,
 		.seed = rte_rand(),

@@ -78,6 +78,7 @@ struct tftp_xfer {
 	uint32_t tnext;		/* timer FIFO link; free list link when free */
 	uint32_t tprev;
 	uint64_t deadline;
+	uint64_t born;		/* for limits.max_life_s */
 	uint64_t acked;		/* highest block acknowledged, 0 = none */
 	uint64_t sent;		/* last block of the current window */
 	uint64_t hiwat;		/* highest block ever sent */
@@ -417,11 +418,28 @@ xfer_end(struct tftp_engine *e, uint32_t i, bool ok)
 	e->active--;
 }
 
+/* A transfer past its life ends, whatever pace its client keeps. */
+static bool
+xfer_expired(struct tftp_engine *e, uint32_t i, uint64_t now)
+{
+	struct tftp_xfer *x = &e->xs[i];
+
+	if (now - x->born < (uint64_t)e->lim.max_life_s * NS_PER_S)
+		return false;
+	e->st.err_expired++;
+	send_error(e, &x->peer, xfer_port(e, i), TFTP_ERR_UNDEFINED,
+		"transfer time limit reached");
+	xfer_end(e, i, false);
+	return true;
+}
+
 static void
 xfer_timeout(struct tftp_engine *e, uint32_t i, uint64_t now)
 {
 	struct tftp_xfer *x = &e->xs[i];
 
+	if (xfer_expired(e, i, now))
+		return;
 	if (x->tries >= e->lim.retries) {
 		xfer_end(e, i, false);
 		return;
@@ -508,6 +526,8 @@ xfer_input(struct tftp_engine *e, uint64_t now, const struct tftp_peer *from,
 		e->st.malformed++;
 		return;
 	}
+	if (xfer_expired(e, i, now))
+		return;
 	xfer_ack(e, i, (uint16_t)(p[2] << 8 | p[3]), now);
 }
 
@@ -660,6 +680,7 @@ xfer_start(struct tftp_engine *e, uint64_t now, const struct tftp_peer *from,
 	memset(x, 0, sizeof(*x));
 	x->tnext = x->tprev = NIL;
 	x->peer = *from;
+	x->born = now;
 	x->file = *f;
 	x->netascii = r->netascii;
 	x->opts = r->opts;
@@ -855,6 +876,8 @@ limits_fix(const struct tftp_limits *in, struct tftp_limits *l)
 		l->retries = TFTP_DEFAULT_RETRIES;
 	if (l->max_timeout_s == 0)
 		l->max_timeout_s = TFTP_DEFAULT_MAX_TIMEOUT_S;
+	if (l->max_life_s == 0)
+		l->max_life_s = TFTP_DEFAULT_MAX_LIFE_S;
 	return true;
 }
 

@@ -29,6 +29,7 @@
 #define TFTP_DEFAULT_TIMEOUT_MS 1000	/* used when limits.timeout_ms is 0 */
 #define TFTP_DEFAULT_RETRIES 5		/* used when limits.retries is 0 */
 #define TFTP_DEFAULT_MAX_TIMEOUT_S 5	/* used when limits.max_timeout_s is 0 */
+#define TFTP_DEFAULT_MAX_LIFE_S 300	/* used when limits.max_life_s is 0 */
 
 enum tftp_opcode {
 	TFTP_RRQ = 1, TFTP_WRQ = 2, TFTP_DATA = 3, TFTP_ACK = 4, TFTP_ERROR = 5, TFTP_OACK = 6,
@@ -44,7 +45,8 @@ enum tftp_errcode {
  * A zero field means its default: max_blksize TFTP_DEFAULT_BLKSIZE (values
  * outside 8..65464 are clamped), max_windowsize 1, timeout_ms
  * TFTP_DEFAULT_TIMEOUT_MS, retries TFTP_DEFAULT_RETRIES, max_timeout_s
- * TFTP_DEFAULT_MAX_TIMEOUT_S, max_per_source no bound. max_transfers must
+ * TFTP_DEFAULT_MAX_TIMEOUT_S, max_life_s TFTP_DEFAULT_MAX_LIFE_S,
+ * max_per_source no bound. max_transfers must
  * be >= 1 and [port_base, port_base + max_transfers) must fit in 1..65535
  * without holding port 69, or tftp_engine_create fails with EINVAL.
  *
@@ -56,7 +58,10 @@ enum tftp_errcode {
  * OACK, never change it, so the option is left out and the transfer runs
  * on timeout_ms (timeout_ignored). A transfer that makes no progress is
  * therefore freed after (retries + 1) x max(timeout_ms, max_timeout_s)
- * whatever the client asked.
+ * whatever the client asked; one that makes progress at a crawl (blksize
+ * 8, an ACK just before each timeout) ends with ERROR 0 "transfer time
+ * limit reached" (err_expired) at its first ACK or timeout after
+ * max_life_s.
  */
 struct tftp_limits {
 	uint16_t max_blksize;		/* also capped by the interface MTU */
@@ -64,6 +69,7 @@ struct tftp_limits {
 	uint32_t timeout_ms;		/* default retransmission timeout */
 	uint8_t retries;		/* then the transfer fails */
 	uint8_t max_timeout_s;		/* largest RFC 2349 timeout honoured, 1..255 */
+	uint32_t max_life_s;		/* a transfer's whole life */
 	uint32_t max_transfers;		/* slots of this engine */
 	uint32_t max_per_source;	/* transfers of one client address; 0: no bound */
 	uint64_t seed;			/* of the per-source table's hash (any value) */
@@ -143,6 +149,8 @@ struct tftp_stats {
 					 * address": limits.max_per_source reached */
 	uint64_t timeout_ignored;	/* timeout options above limits.max_timeout_s,
 					 * left out of the OACK */
+	uint64_t err_expired;		/* ERROR 0 "transfer time limit reached":
+					 * older than limits.max_life_s */
 };
 
 struct tftp_engine;

@@ -94,6 +94,7 @@ test_good(void)
 	is_int(c.tftp.port_base, 49152, "port-base default");
 	is_int(c.tftp.max_per_source, 32, "max-transfers-per-source default");
 	is_int(c.tftp.max_timeout_s, 5, "max-timeout-s default");
+	is_int(c.tftp.max_life_s, 300, "max-transfer-s default");
 	is_int(c.tvs.max_per_source, 64, "max-conns-per-source default");
 	is_int(c.tvs.max_handshakes_per_source, 32, "max-handshakes-per-source default");
 	is_int(c.nports, 2, "two ports");

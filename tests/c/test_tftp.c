@@ -158,6 +158,24 @@ test_exact_multiple(void)
 	free(d);
 }
 
+/* An RRQ with options from peer; the OACK must come back: its port. */
+static uint16_t
+start_oack(struct h *h, const struct tftp_peer *peer, const char *name,
+	const char *const *opts, const char *what)
+{
+	uint8_t req[128];
+	size_t n = h_req(req, sizeof(req), TFTP_RRQ, name, "octet", opts);
+	struct h_pkt *p;
+	uint16_t port;
+
+	h_input(h, peer, TFTP_PORT, req, n);
+	p = h_pop(h);
+	ok(p != NULL && h_get16(p->data) == TFTP_OACK, "%s", what);
+	port = p ? p->sport : 0;
+	free(p ? p->data : NULL);
+	return port;
+}
+
 static void
 test_negotiation(void)
 {
@@ -172,10 +190,7 @@ test_negotiation(void)
 	struct h h;
 	struct h_client c;
 	uint8_t *d = make_file(20000, 3);
-	struct h_pkt *p;
 	struct tftp_peer peer = { 0x0a000077, 5555 };
-	uint8_t req[128];
-	size_t n;
 	unsigned sends;
 	uint16_t tport;
 
@@ -229,12 +244,7 @@ test_negotiation(void)
 	h_client_free(&c);
 
 	/* the negotiated timeout drives retransmission: OACK again after 3 s, not 1 s */
-	n = h_req(req, sizeof(req), TFTP_RRQ, "f.bin", "octet", o1);
-	h_input(&h, &peer, TFTP_PORT, req, n);
-	p = h_pop(&h);
-	ok(p != NULL && h_get16(p->data) == TFTP_OACK, "OACK for the timeout check");
-	tport = p ? p->sport : 0;
-	free(p ? p->data : NULL);
+	tport = start_oack(&h, &peer, "f.bin", o1, "OACK for the timeout check");
 	sends = h.sends;
 	h_advance(&h, 2 * SEC);
 	is_int(h.sends, sends, "nothing resent after 2 s with timeout 3");
@@ -953,6 +963,54 @@ test_timeout_cap(void)
 	free(d);
 }
 
+/* A client that acknowledges every 8-byte block just before the timeout:
+ * progress resets the retries, only the transfer's life ends it. */
+static void
+test_max_life(void)
+{
+	static const char *const b8[] = { "blksize", "8", NULL };
+	struct tftp_limits lim = default_limits;
+	struct tftp_peer peer = { 0x0a00000b, 7777 };
+	struct h h;
+	uint8_t *d = make_file(3000, 14);
+	char msg[128];
+	uint16_t port, acked = 0;
+
+	lim.max_life_s = 10;
+	h_init(&h, &lim);
+	h_publish(&h, "t.bin", d, 3000);
+	port = start_oack(&h, &peer, "t.bin", b8, "OACK blksize 8");
+	/* 0.9 s per block, under the 1 s timeout: 11 ACKs reach 9.9 s */
+	for (unsigned k = 0; k < 11; k++) {
+		h_advance(&h, 9 * SEC / 10);
+		h_ack(&h, &peer, port, acked++);
+		h_flush(&h);
+	}
+	is_int(tftp_active(h.e), 1, "alive at 9.9 s: every block acknowledged in time");
+	is_int(tftp_stats(h.e)->retransmits, 0, "and nothing resent");
+	h_advance(&h, 2 * SEC / 10);
+	h_ack(&h, &peer, port, acked);
+	is_int(h_expect_error(&h, &peer, msg, sizeof(msg)), TFTP_ERR_UNDEFINED,
+		"the first ACK after 10 s gets ERROR 0");
+	is_str(msg, "transfer time limit reached", "saying why");
+	is_int(tftp_active(h.e), 0, "the slot is free");
+	is_int(tftp_stats(h.e)->err_expired, 1, "err_expired counted");
+	is_int(h.done_fail, 1, "done(false)");
+	/* a silent one past its life: ended by its timer, the same way */
+	lim.max_life_s = 2;
+	lim.retries = 20;
+	h_fini(&h);
+	h_init(&h, &lim);
+	h_publish(&h, "t.bin", d, 3000);
+	start_oack(&h, &peer, "t.bin", b8, "a silent client's OACK");
+	advance_by(&h, 3 * SEC);
+	is_int(tftp_active(h.e), 0, "20 retries of 1 s cut at the 2 s life");
+	is_int(tftp_stats(h.e)->err_expired, 1, "err_expired counted");
+	check_books(&h, "max life");
+	h_fini(&h);
+	free(d);
+}
+
 /* ---- ops.port_local: steering new transfers to ports of our queue ---- */
 
 /* The hook accepts port when port % mod == want; mod 0 accepts nothing. */
@@ -1463,6 +1521,7 @@ main(void)
 	test_per_source();
 	test_per_source_many();
 	test_timeout_cap();
+	test_max_life();
 	test_port_local();
 	test_device_names();
 	test_generation_swap();
