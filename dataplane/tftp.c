@@ -31,11 +31,12 @@
 /*
  * Timers. Every live transfer waits for exactly one deadline, and a
  * deadline is always "now + the transfer's timeout". Transfers use the
- * engine default or an RFC 2349 timeout of 1..max_timeout_s (<= 255) s, so
- * there are at most 256 distinct periods. One FIFO per period is therefore sorted by
- * deadline for free (appending now + period to the tail of its FIFO keeps
- * it ordered while the clock is monotonic): arming and cancelling are O(1)
- * list operations, and the earliest deadline is one of the FIFO heads.
+ * engine default or an RFC 2349 timeout of 1..max_timeout_s (<= 255) s,
+ * so there are at most 256 distinct periods. One FIFO per period is
+ * therefore sorted by deadline for free (appending now + period to the
+ * tail of its FIFO keeps it ordered while the clock is monotonic):
+ * arming and cancelling are O(1) list operations, and the earliest
+ * deadline is one of the FIFO heads.
  * next_due is a lower bound of all deadlines, so tftp_tick returns after
  * one comparison when nothing is due; when it passes, the tick scans only
  * the non-empty FIFOs (a 256-bit mask; in practice one or two) and
