@@ -20,6 +20,13 @@
  * TCP engine (tcp.h) and TLS sessions (tvs_session.h) answer them; RSA
  * operations of handshakes may go to an offload thread over rte_rings.
  *
+ * Per-source bounds (issue 10): each worker's TFTP and TCP engines count
+ * what every client address holds (src_count.h) and refuse, counted, past
+ * [tftp] max-transfers-per-source and [tvs] max-conns-per-source /
+ * max-handshakes-per-source. They are per worker, as the tables are: a
+ * client's source ports spread over the workers by RSS, so with W workers
+ * one address holds at most W times a bound, and never a whole table.
+ *
  * Everything a worker writes lives in its own cache-aligned struct
  * dp_lcore; readers (telemetry thread, control loop) only load counters.
  * The publication is one pointer swapped with QSBR RCU (dp_pub.c).
