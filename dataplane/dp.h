@@ -25,7 +25,8 @@
  * [tftp] max-transfers-per-source and [tvs] max-conns-per-source /
  * max-handshakes-per-source. They are per worker, as the tables are: a
  * client's source ports spread over the workers by RSS, so with W workers
- * one address holds at most W times a bound (a 32nd of a default table).
+ * one address holds at most W times a bound (by default, of a worker's
+ * 1,024 slots: 32 transfers, 64 connections of which 32 in handshake).
  *
  * Everything a worker writes lives in its own cache-aligned struct
  * dp_lcore; readers (telemetry thread, control loop) only load counters.
