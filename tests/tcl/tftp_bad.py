@@ -60,23 +60,30 @@ def ask(pkt, port=69):
 
 
 def flood(n):
+    """n answered RRQs, as fast as possible; what a loaded machine dropped
+    (no answer once the answers have stopped coming) is sent again, so that
+    the table really is filled (every request is independent)."""
     # a thousand DATA blocks and the busy errors arrive at once: room for all
     s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)	# SO_RCVBUFFORCE (root)
-    for i in range(n):
-        s.sendto(rrq(b"ITLFile.tlv"), (server, 69))
     data, busy, ports = 0, 0, set()
-    deadline = time.monotonic() + 20
-    s.settimeout(0.5)
+    deadline = time.monotonic() + 30
+    s.settimeout(0.3)
     while time.monotonic() < deadline and data + busy < n:
-        try:
-            got, addr = s.recvfrom(70000)
-        except socket.timeout:
-            continue
-        if got[:2] == b"\0\3" and addr[1] not in ports:
-            data += 1
-            ports.add(addr[1])
-        elif got[:4] == b"\0\5\0\0":
-            busy += 1
+        for i in range(n - data - busy):
+            s.sendto(rrq(b"ITLFile.tlv"), (server, 69))
+        while time.monotonic() < deadline:
+            try:
+                got, addr = s.recvfrom(70000)
+            except socket.timeout:
+                break			# no new answer for a while: resend the rest
+            if got[:2] == b"\0\3" and addr[1] not in ports:
+                data += 1
+                ports.add(addr[1])
+            elif got[:4] == b"\0\5\0\0":
+                busy += 1
+            else:
+                continue		# a resent DATA block is no news
+            s.settimeout(0.3)
     for p in ports:
         s.sendto(struct.pack("!HH", 5, 0) + b"flood over\0", (server, p))
     print("data=%d busy=%d" % (data, busy))
