@@ -196,7 +196,9 @@ void dp_tvs_main_tick(void);			/* main loop: ticket keys */
 void dp_tvs_offload_stop(void);			/* main, after the workers stopped */
 void dp_tvs_lcore_free(struct dp_lcore *lc);
 void dp_tvs_fini(void);				/* after the last generation is freed */
-struct dp_tvs_gen *dp_tvs_gen_new(const struct publication *p, const struct dp_tvs_gen *prev);
+/* 0 and *out (NULL: no TVS) or -1 and msg: the generation is refused. */
+int dp_tvs_gen_new(const struct publication *p, const struct dp_tvs_gen *prev,
+	struct dp_tvs_gen **out, char *msg, size_t msgsz);
 void dp_tvs_gen_free(struct dp_tvs_gen *g);
 void dp_tvs_json(FILE *f);			/* status: TVS identity and settings */
 

@@ -6,11 +6,26 @@
  * generation for every transfer (tftp lookup); the engine gives it back
  * (release) when the transfer ends, however many swaps happened since.
  *
- * Reload (main lcore only): pub_load the new directory completely, swap
- * the pointer, rte_rcu_qsbr_synchronize so that no worker can still be
- * about to take a reference on the old one, then park the old one on the
- * retired list. dp_pub_reap frees a retired generation when its last
- * transfer ended. Workers never wait: a failed load changes nothing.
+ * Reload (main lcore only): pub_load the new directory completely, then
+ * pub_verify it (the index only proves the files are the listed ones; the
+ * signatures and the TVS key are what phones and TLS clients depend on),
+ * build its caches and TLS contexts, and only then swap the pointer. Any
+ * failure up to there refuses the generation and changes nothing: the
+ * workers keep serving the old one, the refusal is logged and counted, and
+ * the answer names the file and the reason.
+ *
+ * After the swap the old generation is parked on the retired list with a
+ * QSBR token, and the reload waits for that token: once every worker lcore
+ * has passed a quiescent state, none can still be about to take a
+ * reference on the old generation, so every lookup on every lcore finds
+ * the new one. Only then does the reload answer, with the generation now
+ * served everywhere. The wait is bounded (DP_GRACE_MS) because the main
+ * lcore also serves the control socket: a worker that does not report
+ * (stuck, or starved of CPU) turns into an error that names it, not a
+ * control plane that hangs. The new generation stays in place; the old one
+ * stays parked until its token passes. dp_pub_reap frees a retired
+ * generation when its token passed and its last transfer ended. Workers
+ * never wait.
  *
  * A generation carries the files and the TVS certificate caches of every
  * worker (dp_cache.h), built together by dp_gen_load before the swap. So
@@ -37,21 +52,29 @@
 
 #include <rte_telemetry.h>
 
+#include <rte_cycles.h>
+
 #include "dp.h"
 #include "publication.h"
+#include "pubverify.h"
+
+/* A worker's turn is microseconds; an inline RSA-4096 signature of a TVS
+ * handshake tens of milliseconds; beyond this a worker is not reporting. */
+#define DP_GRACE_MS 5000
 
 struct dp_gen {
 	struct publication pub;
 	struct dp_cache_set *certs;	/* per worker lcore, from pub.certs */
 	struct dp_tvs_gen *tvs;		/* TLS contexts per worker (dp_tvs.c) */
 	uint32_t refs;			/* transfers holding it (atomic) */
+	uint64_t grace;			/* retired: QSBR token of its swap */
 	time_t loaded;
 	struct dp_gen *next;		/* retired list */
 };
 
 static struct dp_gen *dp_current;	/* atomic */
 static struct dp_gen *dp_retired;	/* main lcore only */
-static uint64_t dp_loads, dp_refusals;
+static uint64_t dp_loads, dp_refusals, dp_grace_timeouts;
 
 /* One table per worker lcore, on its socket; each counts into its lcore's stats. */
 static struct dp_cache_set *
@@ -70,6 +93,16 @@ dp_gen_caches(const struct publication *p, char *msg, size_t msgsz)
 	return s;
 }
 
+static void
+dp_gen_free(struct dp_gen *g)
+{
+	dp_tvs_gen_free(g->tvs);
+	dp_cache_set_free(g->certs);
+	pub_free(&g->pub);
+	free(g);
+}
+
+/* Everything the swap needs, checked and built; NULL and msg on refusal. */
 static struct dp_gen *
 dp_gen_load(const char *root, char *msg, size_t msgsz)
 {
@@ -81,31 +114,22 @@ dp_gen_load(const char *root, char *msg, size_t msgsz)
 		snprintf(msg, msgsz, "out of memory");
 		return NULL;
 	}
-	if (pub_load(root, &g->pub, &err) != 0) {
+	if (pub_load(root, &g->pub, &err) != 0 || pub_verify(&g->pub, &err) != 0) {
 		snprintf(msg, msgsz, "%s", err.msg);
-		free(g);
-		return NULL;
-	}
-	g->certs = dp_gen_caches(&g->pub, msg, msgsz);
-	if (g->certs == NULL) {
 		pub_free(&g->pub);
 		free(g);
 		return NULL;
 	}
+	g->certs = dp_gen_caches(&g->pub, msg, msgsz);
 	/* main lcore: the only writer of dp_current, so a plain look is safe */
 	cur = __atomic_load_n(&dp_current, __ATOMIC_ACQUIRE);
-	g->tvs = dp_tvs_gen_new(&g->pub, cur != NULL ? cur->tvs : NULL);
+	if (g->certs == NULL
+	    || dp_tvs_gen_new(&g->pub, cur != NULL ? cur->tvs : NULL, &g->tvs, msg, msgsz) != 0) {
+		dp_gen_free(g);
+		return NULL;
+	}
 	g->loaded = time(NULL);
 	return g;
-}
-
-static void
-dp_gen_free(struct dp_gen *g)
-{
-	dp_tvs_gen_free(g->tvs);
-	dp_cache_set_free(g->certs);
-	pub_free(&g->pub);
-	free(g);
 }
 
 /* At start: without a loadable publication tvsd still runs and answers
@@ -122,31 +146,85 @@ dp_pub_init(void)
 	return 0;
 }
 
+/* "2 (generation 4), 3 (generation 4)": workers whose last stats snapshot
+ * shows a generation older than gen. */
+static void
+dp_pub_lagging(uint64_t gen, char *out, size_t outsz)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (unsigned w = 0; w < dp_app.nworkers && o < outsz; w++) {
+		unsigned l = dp_app.workers[w];
+		uint64_t seen = __atomic_load_n(&dp_lcores[l].stats.generation, __ATOMIC_RELAXED);
+
+		if (seen < gen)
+			o += (size_t)snprintf(out + o, outsz - o, "%s%u (generation %" PRIu64 ")",
+				o ? ", " : "", l, seen);
+	}
+	if (out[0] == '\0')
+		snprintf(out, outsz, "unknown (every worker's stats show the new generation)");
+}
+
+/* Polls the token: 0 once every worker passed a quiescent state, -1 after
+ * ms. Short sleeps: the main lcore shares its core with the kernel's work. */
+static int
+dp_grace_wait(uint64_t token, unsigned ms, uint64_t *waited_us)
+{
+	uint64_t hz = rte_get_timer_hz(), t0 = rte_get_timer_cycles();
+	uint64_t limit = hz * ms / 1000;
+	int rc;
+
+	while ((rc = rte_rcu_qsbr_check(dp_app.qsbr, token, false)) != 1
+	    && rte_get_timer_cycles() - t0 < limit)
+		rte_delay_us_sleep(50);
+	*waited_us = (rte_get_timer_cycles() - t0) * 1000000 / hz;
+	return rc == 1 ? 0 : -1;
+}
+
+static int
+dp_pub_refuse(char *msg, size_t msgsz, const char *why)
+{
+	__atomic_fetch_add(&dp_refusals, 1, __ATOMIC_RELAXED);
+	snprintf(msg, msgsz, "publication refused: %s", why);
+	DP_LOG(ERR, "%s; still serving generation %" PRIu64, msg, dp_pub_generation());
+	return -1;
+}
+
 int
 dp_pub_reload(char *msg, size_t msgsz)
 {
 	const char *root = dp_app.cfg.publications;
 	struct dp_gen *g, *old;
+	uint64_t token, waited_us, prev;
 	char why[560];
 
 	g = dp_gen_load(root, why, sizeof(why));
-	if (g == NULL) {
-		dp_refusals++;
-		snprintf(msg, msgsz, "publication refused: %s", why);
-		DP_LOG(ERR, "%s; still serving generation %" PRIu64, msg, dp_pub_generation());
-		return -1;
-	}
+	if (g == NULL)
+		return dp_pub_refuse(msg, msgsz, why);
 	old = __atomic_exchange_n(&dp_current, g, __ATOMIC_ACQ_REL);
-	/* After this no worker can find `old` any more; only its refs remain. */
-	rte_rcu_qsbr_synchronize(dp_app.qsbr, RTE_QSBR_THRID_INVALID);
+	/* After this no worker can find `old` any more; only its refs remain,
+	 * and those taken before each worker's next quiescent state. */
+	token = rte_rcu_qsbr_start(dp_app.qsbr);
+	prev = old != NULL ? old->pub.generation : 0;
 	if (old != NULL) {
+		old->grace = token;
 		old->next = dp_retired;
 		dp_retired = old;
 	}
-	dp_loads++;
-	snprintf(msg, msgsz, "serving generation %" PRIu64 " from %s (%zu files, %zu certificates "
-		"cached on %u lcores)", g->pub.generation, g->pub.dir, g->pub.nfiles, g->pub.ncerts,
-		dp_app.nworkers);
+	__atomic_fetch_add(&dp_loads, 1, __ATOMIC_RELAXED);
+	if (dp_grace_wait(token, DP_GRACE_MS, &waited_us) != 0) {
+		__atomic_fetch_add(&dp_grace_timeouts, 1, __ATOMIC_RELAXED);
+		dp_pub_lagging(g->pub.generation, why, sizeof(why));
+		snprintf(msg, msgsz, "generation %" PRIu64 " is in place, but worker lcore(s) %s "
+			"did not pass a quiescent state within %u ms: they may still serve generation %"
+			PRIu64, g->pub.generation, why, DP_GRACE_MS, prev);
+		DP_LOG(ERR, "%s", msg);
+		return -1;
+	}
+	snprintf(msg, msgsz, "serving generation %" PRIu64 " on every worker lcore (%u) after %"
+		PRIu64 " us, from %s (%zu files, %zu certificates cached)", g->pub.generation,
+		dp_app.nworkers, waited_us, g->pub.dir, g->pub.nfiles, g->pub.ncerts);
 	DP_LOG(NOTICE, "%s", msg);
 	dp_pub_reap();
 	return 0;
@@ -160,7 +238,9 @@ dp_pub_reap(void)
 	while (*pp != NULL) {
 		struct dp_gen *g = *pp;
 
-		if (__atomic_load_n(&g->refs, __ATOMIC_ACQUIRE) != 0) {
+		/* token first: once it passed, no worker can take a new ref */
+		if (rte_rcu_qsbr_check(dp_app.qsbr, g->grace, false) != 1
+		    || __atomic_load_n(&g->refs, __ATOMIC_ACQUIRE) != 0) {
 			pp = &g->next;
 			continue;
 		}
@@ -302,7 +382,8 @@ dp_pub_json(FILE *f)
 	for (const struct dp_gen *r = dp_retired; r != NULL; r = r->next)
 		retired++;
 	fprintf(f, "\"generation\":%" PRIu64 ",\"loads\":%" PRIu64 ",\"refused\":%" PRIu64
-		",\"retired\":%u", g ? g->pub.generation : 0, dp_loads, dp_refusals, retired);
+		",\"grace_timeouts\":%" PRIu64 ",\"retired\":%u", g ? g->pub.generation : 0,
+		dp_loads, dp_refusals, dp_grace_timeouts, retired);
 	if (g != NULL) {
 		fputs(",\"dir\":", f);
 		dp_json_str(f, g->pub.dir);
@@ -323,4 +404,6 @@ dp_pub_tel(struct rte_tel_data *d)
 	rte_tel_data_add_dict_u64(d, "generation", dp_pub_generation());
 	rte_tel_data_add_dict_u64(d, "loads", __atomic_load_n(&dp_loads, __ATOMIC_RELAXED));
 	rte_tel_data_add_dict_u64(d, "refused", __atomic_load_n(&dp_refusals, __ATOMIC_RELAXED));
+	rte_tel_data_add_dict_u64(d, "grace_timeouts",
+		__atomic_load_n(&dp_grace_timeouts, __ATOMIC_RELAXED));
 }

@@ -894,7 +894,7 @@ dp_tvs_gen_share(struct dp_tvs_gen *g, const struct dp_tvs_gen *prev)
 }
 
 static int
-dp_tvs_gen_build(struct dp_tvs_gen *g, const struct publication *p)
+dp_tvs_gen_build(struct dp_tvs_gen *g, const struct publication *p, char *msg, size_t msgsz)
 {
 	struct trust_err err = { 0 };
 	struct tvs_tls_conf tc;
@@ -903,8 +903,7 @@ dp_tvs_gen_build(struct dp_tvs_gen *g, const struct publication *p)
 	for (unsigned w = 0; w < g->n; w++) {
 		g->tls[w] = tvs_tls_new(&tc, g->id, dp_tk, &err);
 		if (g->tls[w] == NULL) {
-			DP_LOG(ERR, "generation %" PRIu64 ": TVS TLS context: %s", p->generation,
-				err.msg);
+			snprintf(msg, msgsz, "TVS TLS context: %s", err.msg);
 			return -1;
 		}
 	}
@@ -926,41 +925,53 @@ dp_tvs_gen_fingerprint(struct dp_tvs_gen *g)
 /*
  * The TLS contexts of a new generation (main lcore, before the swap): the
  * previous ones when the TVS certificate and key did not change, new ones
- * when they did. A publication without a usable TVS identity keeps the
+ * when they did. A publication with no TVS identity at all keeps the
  * previous contexts (phones keep their TVS) or, at the first load, leaves
- * the TVS refusing connections (tvs_no_tls).
+ * the TVS refusing connections (tvs_no_tls). An identity that is there but
+ * does not load, or whose TLS contexts cannot be built, refuses the whole
+ * generation (-1, msg says why): serving it would keep the old key only
+ * until the next restart, after which the TVS would refuse everyone.
  */
-struct dp_tvs_gen *
-dp_tvs_gen_new(const struct publication *p, const struct dp_tvs_gen *prev)
+int
+dp_tvs_gen_new(const struct publication *p, const struct dp_tvs_gen *prev,
+	struct dp_tvs_gen **out, char *msg, size_t msgsz)
 {
 	struct trust_err err = { 0 };
 	struct dp_tvs_gen *g;
 
-	if (!dp_app.cfg.tvs.enabled || (g = dp_tvs_gen_alloc()) == NULL)
-		return NULL;
+	*out = NULL;
+	if (!dp_app.cfg.tvs.enabled)
+		return 0;
+	if ((g = dp_tvs_gen_alloc()) == NULL) {
+		snprintf(msg, msgsz, "TVS: out of memory");
+		return -1;
+	}
+	if (p->tvs_cert_path[0] == '\0' && p->tvs_key_path[0] == '\0') {
+		DP_LOG(WARNING, "generation %" PRIu64 ": no TVS certificate and key; %s",
+			p->generation, prev != NULL ? "the TVS keeps the previous ones"
+			: "the TVS refuses connections");
+		*out = prev != NULL ? dp_tvs_gen_share(g, prev) : NULL;
+		if (prev == NULL)
+			free(g);
+		return 0;
+	}
 	g->id = tvs_identity_from_pub(p, &err);
 	if (g->id == NULL) {
-		DP_LOG(WARNING, "generation %" PRIu64 ": no TVS certificate and key (%s); %s",
-			p->generation, err.msg, prev != NULL ? "the TVS keeps the previous ones"
-			: "the TVS refuses connections");
-		if (prev != NULL)
-			return dp_tvs_gen_share(g, prev);
+		snprintf(msg, msgsz, "TVS identity: %s", err.msg);
 		free(g);
-		return NULL;
+		return -1;
 	}
-	if (prev != NULL && prev->id != NULL && tvs_identity_equal(g->id, prev->id))
-		return dp_tvs_gen_share(g, prev);
+	if (prev != NULL && prev->id != NULL && tvs_identity_equal(g->id, prev->id)) {
+		*out = dp_tvs_gen_share(g, prev);
+		return 0;
+	}
 	dp_tvs_gen_fingerprint(g);
-	if (dp_tvs_gen_build(g, p) == 0)
-		return g;
-	for (unsigned w = 0; w < g->n; w++) {
-		tvs_tls_put(g->tls[w]);
-		g->tls[w] = NULL;
+	if (dp_tvs_gen_build(g, p, msg, msgsz) != 0) {
+		dp_tvs_gen_free(g);
+		return -1;
 	}
-	if (prev != NULL)
-		return dp_tvs_gen_share(g, prev);
-	dp_tvs_gen_free(g);
-	return NULL;
+	*out = g;
+	return 0;
 }
 
 void

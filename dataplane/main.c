@@ -21,6 +21,7 @@
 
 #include "dp.h"
 #include "publication.h"
+#include "pubverify.h"
 
 RTE_LOG_REGISTER(dp_logtype, tvs.dp, INFO);
 RTE_LOG_REGISTER(dp_logtype_ctl, tvs.ctl, INFO);
@@ -93,8 +94,12 @@ dp_check(const char *path)
 		return 1;
 	}
 	if (pub_load(c.publications, &p, &terr) == 0) {
-		printf("publication: generation %llu, %zu files\n",
-			(unsigned long long)p.generation, p.nfiles);
+		if (pub_verify(&p, &terr) == 0)
+			printf("publication: generation %llu, %zu files\n",
+				(unsigned long long)p.generation, p.nfiles);
+		else
+			printf("warning: publication generation %llu would be refused: %s\n",
+				(unsigned long long)p.generation, terr.msg);
 		pub_free(&p);
 	} else
 		printf("warning: no publication to serve yet: %s\n", terr.msg);
