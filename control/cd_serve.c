@@ -22,9 +22,8 @@
 #define ROLLOUT_REPLY_MAX (16u << 20)	/* 64k phones, ~60 bytes each */
 #define RELOAD_TIMEOUT_MS 60000		/* tvsd reads and hashes every file */
 
-/* The generation `current` names, or 0. */
-static uint64_t
-current_generation(void)
+uint64_t
+cd_current_generation(void)
 {
 	char path[PATH_MAX + 16], target[64];
 	ssize_t n;
@@ -128,7 +127,7 @@ cd_serve(struct ctl *c, uint64_t gen, long long t0)
 	long long t_reload;
 	int fd, rc;
 
-	if (gen == 0 && (gen = current_generation()) == 0)
+	if (gen == 0 && (gen = cd_current_generation()) == 0)
 		return ctl_fail(c, "nothing is published under %s yet", cd.pub);
 	if ((fd = tvsd_connect(cd.tvsd, err, sizeof(err))) < 0) {
 		snprintf(why, sizeof(why), "tvsd is unreachable at %s (%s)", cd.tvsd, err);

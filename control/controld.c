@@ -468,11 +468,15 @@ watch_read(void)
 	}
 }
 
-/* `tvsctl publish` run by the daemon itself; its output goes to the log. */
-static void
-watch_publish(void)
+/*
+ * `tvsctl publish --force` run by the daemon itself (why: what made it
+ * publish, for "locked" answers and the log); its output goes to the log.
+ * Force: the store may not have changed (the config folder did), yet a new
+ * generation must be served. -1 when a session holds the store.
+ */
+static int
+self_publish(const char *why)
 {
-	/* the store did not change, the folder did: a new generation anyway */
 	char w0[] = "publish", w1[] = "--force", *argv[] = { w0, w1, NULL };
 	struct session *s;
 	struct ctl c = { 0 };
@@ -480,18 +484,15 @@ watch_publish(void)
 	size_t len = 0;
 	int rc;
 
-	if (pthread_mutex_trylock(&cd.store_mu) != 0) {
-		watch_due = cd_now_ms() + WATCH_SETTLE_MS;	/* after the session */
-		return;
-	}
-	watch_due = 0;
+	if (pthread_mutex_trylock(&cd.store_mu) != 0)
+		return -1;
 	if ((s = calloc(1, sizeof(*s))) == NULL || (c.out = open_memstream(&text, &len)) == NULL) {
 		pthread_mutex_unlock(&cd.store_mu);
 		free(s);
-		return;
+		return 0;
 	}
 	pthread_mutex_lock(&cd.holder_mu);
-	snprintf(cd.holder, sizeof(cd.holder), "'publish' of a change in %s/configs", cd.store);
+	snprintf(cd.holder, sizeof(cd.holder), "'publish' of %s", why);
 	cd.holder_since = cd_now_ms();
 	pthread_mutex_unlock(&cd.holder_mu);
 	s->fd = -1;
@@ -510,10 +511,23 @@ watch_publish(void)
 	pthread_mutex_unlock(&cd.holder_mu);
 	pthread_mutex_unlock(&cd.store_mu);
 	fclose(c.out);
-	cd_log(rc == CTL_OK ? LOG_INFO : LOG_WARNING, "config folder changed: publish exit %d: %s",
-		rc, text ? text : "");
+	cd_log(rc == CTL_OK ? LOG_INFO : LOG_WARNING, "%s: publish exit %d: %s", why, rc,
+		text ? text : "");
 	free(text);
 	free(s);
+	return 0;
+}
+
+static void
+watch_publish(void)
+{
+	char why[PATH_MAX + 32];
+
+	snprintf(why, sizeof(why), "a change in %s/configs", cd.store);
+	if (self_publish(why) != 0)
+		watch_due = cd_now_ms() + WATCH_SETTLE_MS;	/* after the session */
+	else
+		watch_due = 0;
 }
 
 /* ---- the listening socket -------------------------------------------------- */
@@ -677,6 +691,8 @@ bad:
 	return -1;
 }
 
+static uint64_t store_gen_at_start;
+
 /* The store must open; the publication root is created if need be. */
 static int
 check_dirs(void)
@@ -689,6 +705,7 @@ check_dirs(void)
 		return -1;
 	}
 	cd_log(LOG_NOTICE, "trust store %s, generation %" PRIu64, cd.store, st.generation);
+	store_gen_at_start = st.generation;
 	store_close(&st);
 	if (store_mkdir_p(cd.pub, 0755, &err) != 0) {
 		cd_log(LOG_ERR, "%s", err.msg);
@@ -702,6 +719,32 @@ check_dirs(void)
 	cd.store = cd.store_real;
 	cd.pub = cd.pub_real;
 	return 0;
+}
+
+/*
+ * A change is committed to the store before it is published, so a
+ * controld killed between the two (or a change made with tvsctl offline
+ * while it was down) leaves the store ahead of `current`, and nothing else
+ * would ever publish it. At start, publish it and have tvsd serve it.
+ * Only when something was published before: a new store waits for its
+ * first `tvsctl publish`.
+ */
+static void
+catch_up(void)
+{
+	uint64_t cur = cd_current_generation();
+	char why[160];
+
+	if (cur == 0) {
+		cd_log(LOG_NOTICE, "nothing published under %s yet; run 'tvsctl publish'", cd.pub);
+		return;
+	}
+	if (store_gen_at_start <= cur)
+		return;
+	snprintf(why, sizeof(why), "store generation %" PRIu64 ", ahead of the published "
+		"generation %" PRIu64, store_gen_at_start, cur);
+	cd_log(LOG_WARNING, "%s (a change committed but not published): publishing it", why);
+	self_publish(why);
 }
 
 static void
@@ -757,6 +800,7 @@ main(int argc, char **argv)
 			strerror(errno), cd.store);
 	cd_log(LOG_NOTICE, "listening on %s (mode 0660%s%s), publications %s, tvsd %s",
 		cd.socket, cd.group ? ", group " : "", cd.group ? cd.group : "", cd.pub, cd.tvsd);
+	catch_up();
 	main_loop();
 	cd_log(LOG_NOTICE, "stopping");
 	close(cd.listen_fd);

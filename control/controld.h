@@ -53,6 +53,8 @@ long long cd_now_ms(void);
 /* Has tvsd reload and waits until every lcore serves gen (0: the current
  * publication); prints the outcome line to c->out. Returns the exit code. */
 int cd_serve(struct ctl *c, uint64_t gen, long long t0);
+/* The generation <pub>/current names, or 0. */
+uint64_t cd_current_generation(void);
 /* Pulls tvsd's fetch table into <pub>/rollout (quietly when tvsd is down). */
 void cd_rollout_refresh(void);
 
