@@ -50,9 +50,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <rte_telemetry.h>
-
 #include <rte_cycles.h>
+#include <rte_telemetry.h>
 
 #include "dp.h"
 #include "publication.h"
@@ -191,34 +190,21 @@ dp_pub_refuse(char *msg, size_t msgsz, const char *why)
 	return -1;
 }
 
-int
-dp_pub_reload(char *msg, size_t msgsz)
+/* After the swap: the answer once every worker serves g, or the error
+ * that names the workers still silent after DP_GRACE_MS. */
+static int
+dp_pub_confirm(const struct dp_gen *g, uint64_t prev, uint64_t token, char *msg,
+	size_t msgsz)
 {
-	const char *root = dp_app.cfg.publications;
-	struct dp_gen *g, *old;
-	uint64_t token, waited_us, prev;
-	char why[560];
+	uint64_t waited_us;
+	char who[400];
 
-	g = dp_gen_load(root, why, sizeof(why));
-	if (g == NULL)
-		return dp_pub_refuse(msg, msgsz, why);
-	old = __atomic_exchange_n(&dp_current, g, __ATOMIC_ACQ_REL);
-	/* After this no worker can find `old` any more; only its refs remain,
-	 * and those taken before each worker's next quiescent state. */
-	token = rte_rcu_qsbr_start(dp_app.qsbr);
-	prev = old != NULL ? old->pub.generation : 0;
-	if (old != NULL) {
-		old->grace = token;
-		old->next = dp_retired;
-		dp_retired = old;
-	}
-	__atomic_fetch_add(&dp_loads, 1, __ATOMIC_RELAXED);
 	if (dp_grace_wait(token, DP_GRACE_MS, &waited_us) != 0) {
 		__atomic_fetch_add(&dp_grace_timeouts, 1, __ATOMIC_RELAXED);
-		dp_pub_lagging(g->pub.generation, why, sizeof(why));
+		dp_pub_lagging(g->pub.generation, who, sizeof(who));
 		snprintf(msg, msgsz, "generation %" PRIu64 " is in place, but worker lcore(s) %s "
 			"did not pass a quiescent state within %u ms: they may still serve generation %"
-			PRIu64, g->pub.generation, why, DP_GRACE_MS, prev);
+			PRIu64, g->pub.generation, who, DP_GRACE_MS, prev);
 		DP_LOG(ERR, "%s", msg);
 		return -1;
 	}
@@ -226,8 +212,34 @@ dp_pub_reload(char *msg, size_t msgsz)
 		PRIu64 " us, from %s (%zu files, %zu certificates cached)", g->pub.generation,
 		dp_app.nworkers, waited_us, g->pub.dir, g->pub.nfiles, g->pub.ncerts);
 	DP_LOG(NOTICE, "%s", msg);
-	dp_pub_reap();
 	return 0;
+}
+
+int
+dp_pub_reload(char *msg, size_t msgsz)
+{
+	struct dp_gen *g, *old;
+	uint64_t token, prev = 0;
+	char why[560];
+	int rc;
+
+	g = dp_gen_load(dp_app.cfg.publications, why, sizeof(why));
+	if (g == NULL)
+		return dp_pub_refuse(msg, msgsz, why);
+	old = __atomic_exchange_n(&dp_current, g, __ATOMIC_ACQ_REL);
+	/* After this no worker can find `old` any more; only its refs remain,
+	 * and those taken before each worker's next quiescent state. */
+	token = rte_rcu_qsbr_start(dp_app.qsbr);
+	if (old != NULL) {
+		prev = old->pub.generation;
+		old->grace = token;
+		old->next = dp_retired;
+		dp_retired = old;
+	}
+	__atomic_fetch_add(&dp_loads, 1, __ATOMIC_RELAXED);
+	rc = dp_pub_confirm(g, prev, token, msg, msgsz);
+	dp_pub_reap();
+	return rc;
 }
 
 void

@@ -204,8 +204,7 @@ dp_telemetry_init(void)
 	rc |= rte_telemetry_register_cmd("/tvs/lcores", dp_tel_lcores,
 		"Worker lcore ids. Takes no parameters");
 	rc |= rte_telemetry_register_cmd("/tvs/generation", dp_tel_generation,
-		"Publication generation served, loads, refused loads and reloads a worker did not "
-		"confirm in time (grace_timeouts). Takes no parameters");
+		"Generation served, loads, refused, grace_timeouts. Takes no parameters");
 	rc |= rte_telemetry_register_cmd("/tvs/ports", dp_tel_ports,
 		"DPDK port ids served. Takes no parameters");
 	if (rc != 0)

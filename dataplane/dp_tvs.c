@@ -922,6 +922,19 @@ dp_tvs_gen_fingerprint(struct dp_tvs_gen *g)
 		snprintf(g->fingerprint + 2 * i, 3, "%02x", md[i]);
 }
 
+/* A publication with no TVS identity: the previous contexts, or none. */
+static struct dp_tvs_gen *
+dp_tvs_gen_keep(struct dp_tvs_gen *g, const struct publication *p,
+	const struct dp_tvs_gen *prev)
+{
+	DP_LOG(WARNING, "generation %" PRIu64 ": no TVS certificate and key; %s", p->generation,
+		prev != NULL ? "the TVS keeps the previous ones" : "the TVS refuses connections");
+	if (prev != NULL)
+		return dp_tvs_gen_share(g, prev);
+	free(g);
+	return NULL;
+}
+
 /*
  * The TLS contexts of a new generation (main lcore, before the swap): the
  * previous ones when the TVS certificate and key did not change, new ones
@@ -947,12 +960,7 @@ dp_tvs_gen_new(const struct publication *p, const struct dp_tvs_gen *prev,
 		return -1;
 	}
 	if (p->tvs_cert_path[0] == '\0' && p->tvs_key_path[0] == '\0') {
-		DP_LOG(WARNING, "generation %" PRIu64 ": no TVS certificate and key; %s",
-			p->generation, prev != NULL ? "the TVS keeps the previous ones"
-			: "the TVS refuses connections");
-		*out = prev != NULL ? dp_tvs_gen_share(g, prev) : NULL;
-		if (prev == NULL)
-			free(g);
+		*out = dp_tvs_gen_keep(g, p, prev);
 		return 0;
 	}
 	g->id = tvs_identity_from_pub(p, &err);
