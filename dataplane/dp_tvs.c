@@ -106,6 +106,8 @@ static struct tvs_ticket_keys *dp_tk;
 static uint8_t dp_tcp_key[16];
 static uint64_t dp_tk_next;		/* monotonic s of the next rotation */
 static uint64_t dp_tk_rotations;
+static struct tvs_keyset *dp_tk_retired;	/* freed once dp_tk_grace passed */
+static uint64_t dp_tk_grace;
 static pthread_t dp_off_tid;
 static bool dp_off_running;
 static volatile int dp_off_quit;
@@ -823,15 +825,24 @@ dp_tvs_offload_stop(void)
 	dp_off_running = false;
 }
 
-/* Ticket keys: a new one every ticket-rotate-s; the retired keyset is
- * freed once every worker passed a quiescent state. */
+/*
+ * Ticket keys: a new one every ticket-rotate-s; the retired keyset is
+ * freed on a later tick, once every worker passed a quiescent state. The
+ * main lcore never blocks on that: it also serves the control socket, and
+ * a worker that stopped reporting must not freeze it. Until the retired
+ * set is freed, the next rotation waits.
+ */
 void
 dp_tvs_main_tick(void)
 {
 	struct trust_err err = { 0 };
 	struct tvs_keyset *old;
 
-	if (dp_tk == NULL || dp_mono_s() < dp_tk_next)
+	if (dp_tk_retired != NULL && rte_rcu_qsbr_check(dp_app.qsbr, dp_tk_grace, false) == 1) {
+		tvs_keyset_free(dp_tk_retired);
+		dp_tk_retired = NULL;
+	}
+	if (dp_tk == NULL || dp_tk_retired != NULL || dp_mono_s() < dp_tk_next)
 		return;
 	dp_tk_next = dp_mono_s() + dp_app.cfg.tvs.ticket_rotate_s;
 	old = tvs_ticket_keys_rotate(dp_tk, &err);
@@ -839,8 +850,8 @@ dp_tvs_main_tick(void)
 		DP_LOG(WARNING, "TVS: ticket keys not rotated (%s)", err.msg);
 		return;
 	}
-	rte_rcu_qsbr_synchronize(dp_app.qsbr, RTE_QSBR_THRID_INVALID);
-	tvs_keyset_free(old);
+	dp_tk_retired = old;
+	dp_tk_grace = rte_rcu_qsbr_start(dp_app.qsbr);
 	dp_tk_rotations++;
 	DP_LOG(INFO, "TVS: session ticket keys rotated (%" PRIu64 " so far)", dp_tk_rotations);
 }
@@ -849,6 +860,8 @@ void
 dp_tvs_fini(void)
 {
 	dp_tvs_offload_stop();
+	tvs_keyset_free(dp_tk_retired);	/* the workers stopped */
+	dp_tk_retired = NULL;
 	tvs_ticket_keys_free(dp_tk);
 	dp_tk = NULL;
 	OPENSSL_cleanse(dp_tcp_key, sizeof(dp_tcp_key));
