@@ -31,7 +31,7 @@
 
 #include "cert.h"
 #include "file.h"
-#include "publish.h"
+#include "publication.h"
 #include "pubverify.h"
 
 /* An ITL record that can sign: its key for matching, its certificate
