@@ -61,29 +61,33 @@ def ask(pkt, port=69):
 
 def flood(n):
     """n answered RRQs, as fast as possible; what a loaded machine dropped
-    (no answer once the answers have stopped coming) is sent again, so that
-    the table really is filled (every request is independent)."""
+    (no answer once new answers have stopped coming for a moment) is sent
+    again, so that the table really is filled (every request is
+    independent). The moment is short against a transfer's life (retries x
+    timeout): resent DATA blocks of started transfers are no news, and a
+    port freed by an expired transfer and reused would look like one."""
     # a thousand DATA blocks and the busy errors arrive at once: room for all
     s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)	# SO_RCVBUFFORCE (root)
     data, busy, ports = 0, 0, set()
     deadline = time.monotonic() + 30
-    s.settimeout(0.3)
+    s.settimeout(0.05)
     while time.monotonic() < deadline and data + busy < n:
         for i in range(n - data - busy):
             s.sendto(rrq(b"ITLFile.tlv"), (server, 69))
-        while time.monotonic() < deadline:
+        news = time.monotonic()
+        while time.monotonic() < min(deadline, news + 0.3) and data + busy < n:
             try:
                 got, addr = s.recvfrom(70000)
             except socket.timeout:
-                break			# no new answer for a while: resend the rest
+                continue
             if got[:2] == b"\0\3" and addr[1] not in ports:
                 data += 1
                 ports.add(addr[1])
             elif got[:4] == b"\0\5\0\0":
                 busy += 1
             else:
-                continue		# a resent DATA block is no news
-            s.settimeout(0.3)
+                continue		# a resent DATA block
+            news = time.monotonic()
     for p in ports:
         s.sendto(struct.pack("!HH", 5, 0) + b"flood over\0", (server, p))
     print("data=%d busy=%d" % (data, busy))
