@@ -62,7 +62,11 @@ static const struct cfg_item cfg_schema[] = {
 		"publication root written by `tvsctl publish`; tvsd serves `<publications>/current`" },
 	{ SEC_TVSD, "control-socket", T_PATH, 0, 0, "/run/tvs/tvsd.sock",
 		CF(control_socket),
-		"UNIX socket for `reload`, `status`, `stats` (one text command per line)" },
+		"UNIX socket for `reload`, `status`, `stats` (binary messages: "
+		"dataplane/dpctl_proto.h), mode 0660" },
+	{ SEC_TVSD, "control-idle-ms", T_UINT, 100, 3600000, "10000", CF(control_idle_ms),
+		"a control socket client that neither sends a request nor takes its replies for "
+		"this long is closed" },
 	{ SEC_TVSD, "workers", T_LCORES, 0, 0, "all", 0, 0,
 		"worker lcores: `all` (every lcore of EAL's -l but the main one) or a list like `1,3-4`" },
 	{ SEC_TVSD, "log-level", T_LOGLEVEL, 0, 0, "info", CF(log_level),

@@ -75,6 +75,7 @@ struct tvs_config {
 	char path[CFG_PATH_MAX];	/* the file it came from */
 	char publications[CFG_PATH_MAX];
 	char control_socket[CFG_SOCK_PATH_MAX];
+	uint32_t control_idle_ms;	/* a control client without traffic is closed */
 	bool workers_all;		/* every worker lcore EAL gave us */
 	uint64_t workers[CFG_MAX_LCORE / 64];	/* else this lcore set */
 	int log_level;			/* RTE_LOG_* numbering: 1 emerg .. 8 debug */

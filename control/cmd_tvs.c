@@ -1,30 +1,20 @@
 /*
  * show tvs status / show tvs stats: ask the running tvsd over its control
- * socket ([tvsd] control-socket; protocol at the top of dataplane/dp_ctl.c:
- * one command line, one JSON line back) and print the answer for people,
- * or pass the JSON through with --json.
- *
- * The replies are small JSON documents that tvsd itself writes, so a flat
- * scanner that turns them into "path value" pairs (stats.total.rx_pkts 12)
- * is all we need; a JSON library would be a dependency for 80 lines.
+ * socket ([tvsd] control-socket; messages in dataplane/dpctl_proto.h) and
+ * print the JSON document it answers for people, or pass it through with
+ * --json. The documents are read with jansson.
  */
 #include <errno.h>
-#include <poll.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
-
-#include <inttypes.h>
 
 #include "cdproto.h"
 #include "ctl.h"
-#include "jflat.h"
 #include "tvsd_link.h"
 
-#define REPLY_MAX (1u << 20)
+#define TVSD_TIMEOUT_MS 5000
 
 static const char *
 tvsd_socket(const struct ctl *c)
@@ -36,112 +26,125 @@ tvsd_socket(const struct ctl *c)
 	return s != NULL ? s : TVSD_DEFAULT_SOCKET;
 }
 
-/* Sends cmd, reads one reply line (bounded in size and time) into *out. */
+/* One request on its own connection: the document (and its text). */
 static int
-tvsd_ask(struct ctl *c, const char *cmd, char **out)
+tvsd_query(struct ctl *c, uint32_t type, char **raw, json_t **doc)
 {
 	const char *path = tvsd_socket(c);
-	char err[256];
-	int fd = tvsd_connect(path, err, sizeof(err)), rc;
+	char err[512];
+	int fd = tvsd_connect(path, err, sizeof(err));
 
-	*out = NULL;
+	*raw = NULL;
+	*doc = NULL;
 	if (fd < 0)
 		return ctl_fail(c, "cannot reach tvsd at %s: %s (is it running? --socket PATH)",
 			path, err);
-	rc = tvsd_request(fd, cmd, 5000, REPLY_MAX, out, err, sizeof(err));
+	*doc = tvsd_json(fd, type, TVSD_TIMEOUT_MS, raw, err, sizeof(err));
 	close(fd);
-	if (rc != 0)
+	if (*doc == NULL)
 		return ctl_fail(c, "tvsd at %s: %s", path, err);
 	return CTL_OK;
 }
 
-/* Asks, then parses; prints tvsd's own error when it says ok:false. */
-static int
-tvsd_query(struct ctl *c, const char *cmd, char **raw, struct jflat *f)
+/* A scalar as text: strings as they are, numbers, true/false/null. */
+static void
+scalar_text(const json_t *v, char *out, size_t n)
 {
-	const char *okv, *e;
-	int rc;
+	if (json_is_string(v))
+		snprintf(out, n, "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(out, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	else if (json_is_real(v))
+		snprintf(out, n, "%g", json_real_value(v));
+	else
+		snprintf(out, n, "%s", json_is_true(v) ? "true" : json_is_false(v) ? "false" : "null");
+}
 
-	memset(f, 0, sizeof(*f));
-	if ((rc = tvsd_ask(c, cmd, raw)) != CTL_OK)
-		return rc;
-	if (jflat_parse(f, *raw) != 0 || (okv = jflat_get(f, "ok")) == NULL)
-		return ctl_fail(c, "tvsd answered '%s' with something that is not its JSON", cmd);
-	if (strcmp(okv, "true") != 0)
-		return ctl_fail(c, "tvsd: %s", (e = jflat_get(f, "error")) ? e : "failed");
-	return CTL_OK;
+/* Every scalar of the document as "path value", one a line (arrays
+ * indexed from 0: workers.0 1); the top-level "ok" is left out. */
+static void
+print_flat(FILE *out, const json_t *v, const char *path, int width)
+{
+	char sub[256], val[256];
+	const char *key;
+	json_t *e;
+	size_t i;
+
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, key, e) {
+			if (*path == '\0' && strcmp(key, "ok") == 0)
+				continue;
+			snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
+			print_flat(out, e, sub, width);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, e) {
+			snprintf(sub, sizeof(sub), "%s.%zu", path, i);
+			print_flat(out, e, sub, width);
+		}
+	} else {
+		scalar_text(v, val, sizeof(val));
+		fprintf(out, "  %-*s %s\n", width, path, val);
+	}
 }
 
 int
 cmd_show_tvs_status(struct ctl *c)
 {
-	struct jflat f;
-	char *raw = NULL;
-	int rc = tvsd_query(c, "status", &raw, &f);
+	json_t *doc;
+	char *raw;
+	int rc = tvsd_query(c, DPCTL_STATUS, &raw, &doc);
 
 	if (rc == CTL_OK && c->json) {
 		puts(raw);
 	} else if (rc == CTL_OK) {
 		printf("tvsd at %s\n", tvsd_socket(c));
-		for (size_t i = 0; i < f.n; i++)
-			if (strcmp(f.p[i].path, "ok") != 0)
-				printf("  %-24s %s\n", f.p[i].path, f.p[i].val);
+		print_flat(stdout, doc, "", 24);
 	}
-	jflat_free(&f);
+	json_decref(doc);
 	free(raw);
 	return rc;
 }
 
-/* One row per counter of "stats.total", a column per lcore. */
-int
-cmd_show_tvs_stats(struct ctl *c)
+/* One row per counter of stats.total, a column per lcore of stats.lcores. */
+static void
+print_stats_table(const json_t *stats)
 {
-	static const char total[] = "stats.total.", lc[] = "stats.lcores.";
-	char lcores[64][16], path[JFLAT_PATH * 2];
-	unsigned nl = 0;
-	struct jflat f;
-	char *raw = NULL;
-	int rc = tvsd_query(c, "stats", &raw, &f);
+	const json_t *total = json_object_get(stats, "total"), *lcores = json_object_get(stats, "lcores");
+	const char *name, *lc;
+	char val[64];
+	json_t *v, *per;
 
-	if (rc != CTL_OK || c->json) {
-		if (rc == CTL_OK)
-			puts(raw);
-		goto out;
-	}
-	for (size_t i = 0; i < f.n; i++) {	/* lcore ids, in order of appearance */
-		const char *p = f.p[i].path, *dot;
-
-		if (strncmp(p, lc, sizeof(lc) - 1) != 0 || (dot = strchr(p + sizeof(lc) - 1, '.')) == NULL)
-			continue;
-		if (nl > 0 && strncmp(lcores[nl - 1], p + sizeof(lc) - 1,
-		    (size_t)(dot - p) - (sizeof(lc) - 1)) == 0 &&
-		    lcores[nl - 1][(size_t)(dot - p) - (sizeof(lc) - 1)] == '\0')
-			continue;
-		if (nl < 64)
-			snprintf(lcores[nl++], sizeof(lcores[0]), "%.*s",
-				(int)((size_t)(dot - p) - (sizeof(lc) - 1)), p + sizeof(lc) - 1);
-	}
 	printf("%-28s %14s", "counter", "total");
-	for (unsigned k = 0; k < nl; k++)
-		printf(" %11s%-3s", "lcore ", lcores[k]);
+	json_object_foreach((json_t *)lcores, lc, per)
+		printf(" %11s%-3s", "lcore ", lc);
 	putchar('\n');
-	for (size_t i = 0; i < f.n; i++) {
-		const char *name = f.p[i].path + sizeof(total) - 1;
+	json_object_foreach((json_t *)total, name, v) {
+		scalar_text(v, val, sizeof(val));
+		printf("%-28s %14s", name, val);
+		json_object_foreach((json_t *)lcores, lc, per) {
+			const json_t *x = json_object_get(per, name);
 
-		if (strncmp(f.p[i].path, total, sizeof(total) - 1) != 0)
-			continue;
-		printf("%-28s %14s", name, f.p[i].val);
-		for (unsigned k = 0; k < nl; k++) {
-			const char *v;
-
-			v = snprintf(path, sizeof(path), "%s%s.%s", lc, lcores[k], name) <
-				(int)sizeof(path) ? jflat_get(&f, path) : NULL;
-			printf(" %14s", v ? v : "-");
+			if (x != NULL)
+				scalar_text(x, val, sizeof(val));
+			printf(" %14s", x != NULL ? val : "-");
 		}
 		putchar('\n');
 	}
-out:
-	jflat_free(&f);
+}
+
+int
+cmd_show_tvs_stats(struct ctl *c)
+{
+	json_t *doc;
+	char *raw;
+	int rc = tvsd_query(c, DPCTL_STATS, &raw, &doc);
+
+	if (rc == CTL_OK && c->json)
+		puts(raw);
+	else if (rc == CTL_OK)
+		print_stats_table(json_object_get(doc, "stats"));
+	json_decref(doc);
 	free(raw);
 	return rc;
 }
@@ -166,7 +169,7 @@ int
 cmd_show_memory(struct ctl *c)
 {
 	struct cd_memory m;
-	struct jflat f = { 0 };
+	json_t *doc = NULL;
 	char err[256], *raw = NULL;
 	int rc = CTL_OK, got = 0;
 
@@ -182,18 +185,16 @@ cmd_show_memory(struct ctl *c)
 	} else {
 		fprintf(c->errf, "tvsctl: %s\n", err);
 	}
-	if (tvsd_query(c, "memory", &raw, &f) == CTL_OK) {
+	if (tvsd_query(c, DPCTL_MEMORY, &raw, &doc) == CTL_OK) {
 		got++;
 		if (c->json) {
 			fprintf(c->out, "%s\n", raw);
 		} else {
 			fprintf(c->out, "tvsd at %s:\n", tvsd_socket(c));
-			for (size_t i = 0; i < f.n; i++)
-				if (strcmp(f.p[i].path, "ok") != 0)
-					fprintf(c->out, "  %-32s %s\n", f.p[i].path, f.p[i].val);
+			print_flat(c->out, doc, "", 32);
 		}
 	}
-	jflat_free(&f);
+	json_decref(doc);
 	free(raw);
 	if (got == 0)
 		rc = CTL_FAIL;

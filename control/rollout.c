@@ -206,40 +206,40 @@ rollout_note_publish(const char *pub_dir, const char *tvs_sha, uint64_t gen,
 
 /* tvsd's entries: {"mac":"001122AABBCC","generation":G,"time":T,...}. */
 static int
-merge(struct rollout *r, const char *reply)
+merge(struct rollout *r, const json_t *doc)
 {
-	const char *p = strstr(reply, "\"entries\":[");
+	const json_t *entries = json_object_get(doc, "entries"), *e;
 	int changed = 0;
+	size_t i;
 
-	if (p == NULL)
+	if (!json_is_array(entries))
 		return -1;
-	while ((p = strstr(p, "{\"mac\":\"")) != NULL) {
-		char mac[16];
-		unsigned long long gen;
-		long long t;
+	json_array_foreach(entries, i, e) {
+		const json_t *mac = json_object_get(e, "mac"), *gen = json_object_get(e, "generation");
+		const json_t *t = json_object_get(e, "time");
 		int k;
 
-		if (sscanf(p, "{\"mac\":\"%12[0-9A-F]\",\"generation\":%llu,\"time\":%lld", mac, &gen,
-		    &t) != 3 || !valid_mac(mac))
+		if (!json_is_string(mac) || !valid_mac(json_string_value(mac)) ||
+		    !json_is_integer(gen) || json_integer_value(gen) < 0 || !json_is_integer(t))
 			return -1;
-		if ((k = put(r, mac, gen, t)) < 0)
+		if ((k = put(r, json_string_value(mac), (uint64_t)json_integer_value(gen),
+		    json_integer_value(t))) < 0)
 			return -1;
 		changed += k;
-		p++;
 	}
 	sort(r);
 	return changed;
 }
 
 int
-rollout_merge_tvsd(const char *pub_dir, const char *reply, struct trust_err *err)
+rollout_merge_tvsd(const char *pub_dir, const json_t *doc, struct trust_err *err)
 {
 	struct rollout r;
 	int rc;
 
 	pthread_mutex_lock(&rollout_mu);
 	if ((rc = rollout_load(pub_dir, &r, err)) == 0) {
-		rc = merge(&r, reply);
+		rc = merge(&r, doc);
 		if (rc < 0)
 			rc = trust_errf(err, TRUST_EFORMAT, "tvsd's rollout reply does not parse");
 		else if (rc > 0 && save(pub_dir, &r, err) != 0)

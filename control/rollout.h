@@ -21,6 +21,8 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "trust.h"
 
 #define ROLLOUT_FILE "rollout"
@@ -49,8 +51,8 @@ const struct rollout_phone *rollout_find(const struct rollout *r, const char *ma
 /* Publication gen carries the TVS certificate tvs_sha. */
 int rollout_note_publish(const char *pub_dir, const char *tvs_sha, uint64_t gen,
 	struct trust_err *err);
-/* tvsd's `rollout` reply merged in (newer fetch wins); returns how many
+/* tvsd's `rollout` document merged in (newer fetch wins); returns how many
  * phones changed, or a negative error. */
-int rollout_merge_tvsd(const char *pub_dir, const char *reply, struct trust_err *err);
+int rollout_merge_tvsd(const char *pub_dir, const json_t *doc, struct trust_err *err);
 
 #endif

@@ -1,6 +1,7 @@
 /* tvsd's control socket, see tvsd_link.h. */
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,57 +42,148 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* n bytes before the deadline: 0, -1 closed or error, -2 timeout. */
+static int
+read_full(int fd, void *buf, size_t n, long long deadline)
+{
+	uint8_t *p = buf;
+
+	while (n > 0) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		long long left = deadline - now_ms();
+		ssize_t r;
+
+		if (left <= 0)
+			return -2;
+		if (poll(&pf, 1, (int)left) <= 0) {
+			if (errno == EINTR)
+				continue;
+			return -2;
+		}
+		r = recv(fd, p, n, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int __attribute__((format(printf, 5, 6)))
+fail(bool *timed_out, bool timeout, char *err, size_t errsz, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (timed_out != NULL)
+		*timed_out = timeout;
+	va_start(ap, fmt);
+	vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The header of the reply to (type, id), checked. */
+static int
+read_header(int fd, uint32_t type, uint32_t id, long long deadline, struct dpctl_hdr *h,
+	bool *timed_out, char *err, size_t errsz, int timeout_ms)
+{
+	const char *name = dpctl_name(type);
+	int rc = read_full(fd, h, sizeof(*h), deadline);
+
+	if (rc == -2)
+		return fail(timed_out, true, err, errsz, "no answer to '%s' within %d ms", name,
+			timeout_ms);
+	if (rc != 0)
+		return fail(timed_out, false, err, errsz, "connection closed while waiting for "
+			"'%s'", name);
+	if (!dpctl_check_hdr(h, true) || h->id != id ||
+	    (h->type != (type | DPCTL_REPLY) && h->type != DPCTL_ERROR))
+		return fail(timed_out, false, err, errsz, "the answer to '%s' is not a reply of "
+			"the protocol (type %#x)", name, h->type);
+	return 0;
+}
+
 int
-tvsd_request(int fd, const char *cmd, int timeout_ms, size_t max, char **reply,
+tvsd_request(int fd, uint32_t type, int timeout_ms, struct tvsd_reply *r, bool *timed_out,
 	char *err, size_t errsz)
 {
+	static uint32_t next_id;
 	long long deadline = now_ms() + timeout_ms;
-	size_t len = 0, cap = 4096, clen = strlen(cmd);
-	char *buf = malloc(cap), line[300];
+	struct dpctl_hdr h = { .magic = DPCTL_MAGIC, .type = type, .id = ++next_id };
+	const char *name = dpctl_name(type);
 
-	*reply = NULL;
-	if (buf == NULL || clen + 2 > sizeof(line)) {
-		free(buf);
-		snprintf(err, errsz, buf ? "command too long" : "out of memory");
+	memset(r, 0, sizeof(*r));
+	if (timed_out != NULL)
+		*timed_out = false;
+	if (send(fd, &h, sizeof(h), MSG_NOSIGNAL) != (ssize_t)sizeof(h)) {
+		snprintf(err, errsz, "send '%s': %s", name, strerror(errno));
 		return -1;
 	}
-	memcpy(line, cmd, clen);
-	line[clen] = '\n';
-	if (send(fd, line, clen + 1, MSG_NOSIGNAL) != (ssize_t)clen + 1) {
-		free(buf);
-		snprintf(err, errsz, "send '%s': %s", cmd, strerror(errno));
+	if (read_header(fd, type, h.id, deadline, &h, timed_out, err, errsz, timeout_ms) != 0)
+		return -1;
+	r->type = h.type;
+	r->len = h.len;
+	r->payload = malloc(h.len ? h.len : 1);
+	if (r->payload == NULL)
+		return fail(timed_out, false, err, errsz, "out of memory for the answer to '%s'",
+			name);
+	switch (read_full(fd, r->payload, h.len, deadline)) {
+	case 0:
+		break;
+	case -2:
+		tvsd_reply_free(r);
+		return fail(timed_out, true, err, errsz, "no complete answer to '%s' within %d ms",
+			name, timeout_ms);
+	default:
+		tvsd_reply_free(r);
+		return fail(timed_out, false, err, errsz, "connection closed while reading the "
+			"answer to '%s'", name);
+	}
+	if (!dpctl_check(r->type, r->payload, r->len)) {
+		tvsd_reply_free(r);
+		return fail(timed_out, false, err, errsz, "the answer to '%s' has not the shape of "
+			"its type", name);
+	}
+	if (r->type == DPCTL_ERROR) {
+		snprintf(err, errsz, "tvsd: %s", (const char *)r->payload);
+		tvsd_reply_free(r);
 		return -1;
 	}
-	while (len == 0 || buf[len - 1] != '\n') {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		long long left = deadline - now_ms();
-		ssize_t n;
-
-		if (len + 1 >= cap) {
-			char *nb = cap < max ? realloc(buf, cap * 2) : NULL;
-
-			if (nb == NULL) {
-				snprintf(err, errsz, "reply to '%s' over %zu bytes", cmd, max);
-				goto fail;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		if (left <= 0 || poll(&p, 1, (int)left) != 1) {
-			snprintf(err, errsz, "no complete answer to '%s' within %d ms", cmd, timeout_ms);
-			goto fail;
-		}
-		n = recv(fd, buf + len, cap - len - 1, 0);
-		if (n <= 0) {
-			snprintf(err, errsz, "connection closed while waiting for '%s'", cmd);
-			goto fail;
-		}
-		len += (size_t)n;
-	}
-	buf[len - 1] = '\0';
-	*reply = buf;
 	return 0;
-fail:
-	free(buf);
-	return -1;
+}
+
+void
+tvsd_reply_free(struct tvsd_reply *r)
+{
+	free(r->payload);
+	r->payload = NULL;
+	r->len = 0;
+}
+
+json_t *
+tvsd_json(int fd, uint32_t type, int timeout_ms, char **text, char *err, size_t errsz)
+{
+	struct tvsd_reply r;
+	json_error_t je;
+	json_t *doc;
+
+	if (text != NULL)
+		*text = NULL;
+	if (tvsd_request(fd, type, timeout_ms, &r, NULL, err, errsz) != 0)
+		return NULL;
+	doc = json_loadb((const char *)r.payload, r.len - 1, 0, &je);
+	if (doc == NULL || !json_is_object(doc) || !json_is_true(json_object_get(doc, "ok"))) {
+		snprintf(err, errsz, "tvsd answered '%s' with a document that is not its JSON (%s)",
+			dpctl_name(type), doc == NULL ? je.text : "no \"ok\":true");
+		json_decref(doc);
+		tvsd_reply_free(&r);
+		return NULL;
+	}
+	if (text != NULL)
+		*text = (char *)r.payload;	/* NUL-terminated: checked */
+	else
+		tvsd_reply_free(&r);
+	return doc;
 }

@@ -1,30 +1,39 @@
 /*
  * Control socket, served by the main lcore between its other duties.
+ * Messages: dpctl_proto.h (a fixed binary header, one payload shape per
+ * type, checked before use). The replies to status, stats, rollout, memory
+ * and help are JSON documents written here:
  *
- * Protocol (AF_UNIX stream socket at [tvsd] control-socket, mode 0660):
- *   request: one command per line, "<command>\n", at most 255 bytes;
- *   reply:   one line of JSON ending in "\n"; every reply has "ok":true or
- *            "ok":false with "error":"<one line>".
- * The connection stays open for more commands until the client closes it.
- *
- *   help     {"ok":true,"commands":{"<name>":"<usage>",...}}
  *   status   {"ok":true,"pid":N,"uptime":S,"workers":[lcore,...],
  *             "ports":[{"port":0,"mac":"..","address":"a.b.c.d/n","vlan":V,"mtu":M}],
  *             "generation":G,"loads":N,"refused":N,"retired":N,"dir":"..",
  *             "files":N,"certs":N,"loaded":T,"transfers":N,
  *             "cached_certs":{"<lcore>":N,...},"cert_keys":N,"cert_duplicates":N,
- *             "cert_entry_bytes":N}
- *            (cached_certs: certificates in each worker's TVS cache)
+ *             "cert_entry_bytes":N,"tvs":{..},
+ *             "control":{"clients":N,"accepted":N,"requests":N,"refused":N,
+ *                        "bad":N,"overflow":N,"idle":N}}
+ *            (cached_certs: certificates in each worker's TVS cache;
+ *            control: clients connected now, and since the start those
+ *            accepted, requests answered, clients refused because
+ *            DPCTL_CLIENTS were connected, closed for a malformed message,
+ *            for output over DPCTL_OUT_MAX, for being idle)
  *   stats    {"ok":true,"stats":{"total":{counters},"lcores":{"<id>":{counters}}}}
  *            (counters include cert_lookups, cert_hits, cert_misses)
- *   reload   load <publications>/current and swap it in:
- *            {"ok":true,"generation":G,"message":".."} or {"ok":false,"error":".."}
  *   rollout  {"ok":true,"phones":N,"capacity":C,"overflow":N,"dropped":N,"failed":N,
  *             "records":N,"entries":[{"mac":"001122AABBCC","generation":G,
  *             "time":T,"fetches":N},...]}  (ITLSEP<MAC>.tlv fetches, dp_rollout.c)
  *   memory   {"ok":true,"jemalloc":{"allocated":B,"active":B,"resident":B,
  *             "retained":B,"mapped":B} or null,"hugepages":{"<socket>":{...}}}
+ *   help     {"ok":true,"commands":{"<name>":"<usage>",...}}
  *
+ * reload answers with struct dpctl_reload once dp_pub_reload returned,
+ * i.e. after the QSBR grace period: every worker lcore then serves the
+ * generation in the reply (the lcores are listed in it).
+ *
+ * The main lcore never blocks on a client: sockets are non-blocking,
+ * replies wait in a per-client queue until the socket takes them, and a
+ * client that lets its queue grow past DPCTL_OUT_MAX, or stays idle for
+ * [tvsd] control-idle-ms (no request and no output taken), is closed.
  * Commands are a table (HAProxy cli_kws, Knot cmd_table): the usage
  * strings are the help text.
  */
@@ -46,19 +55,28 @@
 #endif
 
 #include "dp.h"
+#include "dpctl_proto.h"
 
-#define DP_CTL_CLIENTS 16
-#define DP_CTL_LINE 256
+/* Requests are headers only: room for a few per read. */
+#define DP_CTL_IN (4 * sizeof(struct dpctl_hdr))
 
 struct dp_ctl_client {
 	int fd;
-	size_t len;
-	char buf[DP_CTL_LINE];
+	uint64_t last_ms;		/* last request, or output taken */
+	size_t in_len;
+	uint8_t in[DP_CTL_IN];
+	uint8_t *out;			/* queued replies: out[out_off..out_len) */
+	size_t out_off, out_len, out_cap;
 };
 
 static int dp_ctl_fd = -1;
 static char dp_ctl_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-static struct dp_ctl_client dp_ctl_clients[DP_CTL_CLIENTS];
+static struct dp_ctl_client dp_ctl_clients[DPCTL_CLIENTS];
+
+/* Control socket counters (status "control"), main lcore only. */
+static struct {
+	uint64_t accepted, requests, refused, bad, overflow, idle;
+} dp_ctl_n;
 
 /* JSON string with the characters JSON needs escaped. */
 void
@@ -79,7 +97,20 @@ dp_json_str(FILE *f, const char *s)
 }
 
 static void
-dp_ctl_status(FILE *f, const char *arg __rte_unused)
+dp_ctl_counters_json(FILE *f)
+{
+	unsigned clients = 0;
+
+	for (unsigned i = 0; i < DPCTL_CLIENTS; i++)
+		clients += dp_ctl_clients[i].fd >= 0;
+	fprintf(f, ",\"control\":{\"clients\":%u,\"accepted\":%" PRIu64 ",\"requests\":%" PRIu64
+		",\"refused\":%" PRIu64 ",\"bad\":%" PRIu64 ",\"overflow\":%" PRIu64
+		",\"idle\":%" PRIu64 "}", clients, dp_ctl_n.accepted, dp_ctl_n.requests,
+		dp_ctl_n.refused, dp_ctl_n.bad, dp_ctl_n.overflow, dp_ctl_n.idle);
+}
+
+static void
+dp_ctl_status(FILE *f)
 {
 	fprintf(f, "\"ok\":true,\"pid\":%d,\"uptime\":%lld,\"workers\":[", (int)getpid(),
 		(long long)(time(NULL) - (time_t)dp_app.started));
@@ -97,31 +128,19 @@ dp_ctl_status(FILE *f, const char *arg __rte_unused)
 	fputs("],", f);
 	dp_pub_json(f);
 	dp_tvs_json(f);
+	dp_ctl_counters_json(f);
 }
 
 static void
-dp_ctl_stats(FILE *f, const char *arg __rte_unused)
+dp_ctl_stats(FILE *f)
 {
 	fputs("\"ok\":true,\"stats\":", f);
 	dp_stats_json(f);
 }
 
-static void
-dp_ctl_reload(FILE *f, const char *arg __rte_unused)
-{
-	char msg[700];
-	int rc;
-
-	CTL_LOG(INFO, "reload requested on the control socket");
-	rc = dp_pub_reload(msg, sizeof(msg));
-	fprintf(f, "\"ok\":%s,\"generation\":%" PRIu64 ",\"%s\":", rc == 0 ? "true" : "false",
-		dp_pub_generation(), rc == 0 ? "message" : "error");
-	dp_json_str(f, msg);
-}
-
 /* Phones and the last ITL generation each fetched (dp_rollout.c). */
 static void
-dp_ctl_rollout(FILE *f, const char *arg __rte_unused)
+dp_ctl_rollout(FILE *f)
 {
 	dp_rollout_json(f);
 }
@@ -129,7 +148,7 @@ dp_ctl_rollout(FILE *f, const char *arg __rte_unused)
 /* The process heap (jemalloc's statistics, when linked) and DPDK's
  * hugepage heaps, per NUMA socket. */
 static void
-dp_ctl_memory(FILE *f, const char *arg __rte_unused)
+dp_ctl_memory(FILE *f)
 {
 	struct rte_malloc_socket_stats ms;
 
@@ -169,102 +188,198 @@ dp_ctl_memory(FILE *f, const char *arg __rte_unused)
 	fputc('}', f);
 }
 
-static void dp_ctl_help(FILE *f, const char *arg);
+static void dp_ctl_help(FILE *f);
 
+/* fn writes the body of a JSON reply; reload (fn NULL) answers in binary. */
 static const struct dp_ctl_cmd {
-	const char *name;
-	void (*fn)(FILE *f, const char *arg);
+	uint32_t type;
+	void (*fn)(FILE *f);
 	const char *usage;
 } dp_ctl_cmds[] = {
-	{ "help", dp_ctl_help, "list the commands" },
-	{ "status", dp_ctl_status, "process, workers, ports and the generation served" },
-	{ "stats", dp_ctl_stats, "every counter, summed and per worker lcore" },
-	{ "reload", dp_ctl_reload, "load <publications>/current and swap it in" },
-	{ "rollout", dp_ctl_rollout, "phones and the last ITL generation each fetched" },
-	{ "memory", dp_ctl_memory, "jemalloc statistics and DPDK hugepage heaps" },
+	{ DPCTL_HELP, dp_ctl_help, "list the commands" },
+	{ DPCTL_STATUS, dp_ctl_status, "process, workers, ports and the generation served" },
+	{ DPCTL_STATS, dp_ctl_stats, "every counter, summed and per worker lcore" },
+	{ DPCTL_RELOAD, NULL, "load <publications>/current, swap it in, answer once every "
+		"worker lcore serves it" },
+	{ DPCTL_ROLLOUT, dp_ctl_rollout, "phones and the last ITL generation each fetched" },
+	{ DPCTL_MEMORY, dp_ctl_memory, "jemalloc statistics and DPDK hugepage heaps" },
 };
 
 static void
-dp_ctl_help(FILE *f, const char *arg __rte_unused)
+dp_ctl_help(FILE *f)
 {
 	fputs("\"ok\":true,\"commands\":{", f);
 	for (size_t i = 0; i < RTE_DIM(dp_ctl_cmds); i++) {
-		fprintf(f, "%s\"%s\":", i ? "," : "", dp_ctl_cmds[i].name);
+		fprintf(f, "%s\"%s\":", i ? "," : "", dpctl_name(dp_ctl_cmds[i].type));
 		dp_json_str(f, dp_ctl_cmds[i].usage);
 	}
 	fputc('}', f);
 }
 
-/* Runs one command line, writes the one-line reply. */
+/* A reply: header and payload appended to the client's queue. */
 static int
-dp_ctl_exec(int fd, const char *line)
+dp_ctl_queue(struct dp_ctl_client *c, uint32_t type, uint32_t id, const void *p, size_t len)
 {
-	const struct dp_ctl_cmd *cmd = NULL;
-	char *out = NULL;
-	size_t len = 0, done = 0;
-	FILE *f = open_memstream(&out, &len);
+	struct dpctl_hdr h = { .magic = DPCTL_MAGIC, .type = type, .len = (uint32_t)len, .id = id };
+	size_t pending = c->out_len - c->out_off, need = sizeof(h) + len;
+
+	if (pending > 0 && pending + need > DPCTL_OUT_MAX) {
+		dp_ctl_n.overflow++;
+		CTL_LOG(WARNING, "control client does not read its replies (%zu bytes queued); "
+			"closed", pending);
+		return -1;
+	}
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (c->out_len + need > c->out_cap) {
+		size_t cap = c->out_len + need;
+		uint8_t *nb = realloc(c->out, cap);
+
+		if (nb == NULL)
+			return -1;
+		c->out = nb;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, &h, sizeof(h));
+	memcpy(c->out + c->out_len + sizeof(h), p, len);
+	c->out_len += need;
+	return 0;
+}
+
+static int
+dp_ctl_error(struct dp_ctl_client *c, uint32_t id, const char *msg)
+{
+	return dp_ctl_queue(c, DPCTL_ERROR, id, msg, strlen(msg) + 1);
+}
+
+/* The JSON document of cmd, NUL included, as the payload of its reply. */
+static int
+dp_ctl_json(struct dp_ctl_client *c, const struct dp_ctl_cmd *cmd, uint32_t id)
+{
+	char *doc = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&doc, &len);
+	int rc;
 
 	if (f == NULL)
-		return -1;
-	for (size_t i = 0; i < RTE_DIM(dp_ctl_cmds); i++)
-		if (strcmp(line, dp_ctl_cmds[i].name) == 0)
-			cmd = &dp_ctl_cmds[i];
+		return dp_ctl_error(c, id, "out of memory");
 	fputc('{', f);
-	if (cmd != NULL)
-		cmd->fn(f, line);
-	else {
-		fputs("\"ok\":false,\"error\":", f);
-		dp_json_str(f, "unknown command (try help)");
+	cmd->fn(f);
+	fputc('}', f);
+	if (fclose(f) != 0 || len + 1 > DPCTL_JSON_MAX) {
+		free(doc);
+		return dp_ctl_error(c, id, "reply too large or out of memory");
 	}
-	fputs("}\n", f);
-	fclose(f);
-	while (out != NULL && done < len) {
-		ssize_t n = send(fd, out + done, len - done, MSG_NOSIGNAL);
+	rc = dp_ctl_queue(c, cmd->type | DPCTL_REPLY, id, doc, len + 1);
+	free(doc);
+	return rc;
+}
 
-		if (n <= 0)
-			break;
-		done += (size_t)n;
+/*
+ * dp_pub_reload returns after the grace period: from then on every worker
+ * finds the generation it swapped in, which is what the reply promises.
+ */
+static int
+dp_ctl_reload(struct dp_ctl_client *c, uint32_t id)
+{
+	uint8_t buf[sizeof(struct dpctl_reload) + DPCTL_LCORES_MAX * sizeof(uint32_t) +
+		DPCTL_MSG_MAX];
+	struct dpctl_reload r = { .nlcores = RTE_MIN(dp_app.nworkers, (unsigned)DPCTL_LCORES_MAX) };
+	char msg[DPCTL_MSG_MAX];
+	size_t off = sizeof(r);
+
+	CTL_LOG(INFO, "reload requested on the control socket");
+	r.ok = dp_pub_reload(msg, sizeof(msg)) == 0;
+	r.generation = dp_pub_generation();
+	memcpy(buf, &r, sizeof(r));
+	for (uint32_t w = 0; w < r.nlcores; w++) {
+		uint32_t lcore = dp_app.workers[w];
+
+		memcpy(buf + off, &lcore, sizeof(lcore));
+		off += sizeof(lcore);
 	}
-	free(out);
-	return done == len ? 0 : -1;
+	memcpy(buf + off, msg, strlen(msg) + 1);
+	off += strlen(msg) + 1;
+	return dp_ctl_queue(c, DPCTL_RELOAD | DPCTL_REPLY, id, buf, off);
+}
+
+static int
+dp_ctl_exec(struct dp_ctl_client *c, const struct dpctl_hdr *h)
+{
+	dp_ctl_n.requests++;
+	if (h->type == DPCTL_RELOAD)
+		return dp_ctl_reload(c, h->id);
+	for (size_t i = 0; i < RTE_DIM(dp_ctl_cmds); i++)
+		if (dp_ctl_cmds[i].type == h->type && dp_ctl_cmds[i].fn != NULL)
+			return dp_ctl_json(c, &dp_ctl_cmds[i], h->id);
+	return -1;	/* dpctl_check_hdr let through a type without a handler */
+}
+
+static uint64_t
+dp_ctl_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void
 dp_ctl_drop(struct dp_ctl_client *c)
 {
 	close(c->fd);
+	free(c->out);
+	memset(c, 0, sizeof(*c));
 	c->fd = -1;
-	c->len = 0;
 }
 
-/* Reads what is there, runs each complete line. */
+/* Sends what the socket takes now. -1: the client is gone. */
+static int
+dp_ctl_flush(struct dp_ctl_client *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+			MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		c->out_off += (size_t)n;
+		c->last_ms = dp_ctl_now_ms();
+	}
+	return 0;
+}
+
+/*
+ * Takes in what fits the input buffer (a few requests: a client cannot
+ * keep the main lcore to itself) and answers each complete request.
+ */
 static void
 dp_ctl_read(struct dp_ctl_client *c)
 {
-	ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
-	char *nl;
+	ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+	struct dpctl_hdr h;
+	long used;
 
 	if (n <= 0) {
 		if (n == 0 || (errno != EAGAIN && errno != EINTR))
 			dp_ctl_drop(c);
 		return;
 	}
-	c->len += (size_t)n;
-	while ((nl = memchr(c->buf, '\n', c->len)) != NULL) {
-		size_t used = (size_t)(nl - c->buf) + 1;
-
-		*nl = '\0';
-		if (nl > c->buf && nl[-1] == '\r')
-			nl[-1] = '\0';
-		if (dp_ctl_exec(c->fd, c->buf) < 0) {
+	c->in_len += (size_t)n;
+	while ((used = dpctl_frame(c->in, c->in_len, false, &h)) > 0) {
+		c->last_ms = dp_ctl_now_ms();
+		if (dp_ctl_exec(c, &h) != 0) {
 			dp_ctl_drop(c);
 			return;
 		}
-		memmove(c->buf, c->buf + used, c->len - used);
-		c->len -= used;
+		memmove(c->in, c->in + used, c->in_len - (size_t)used);
+		c->in_len -= (size_t)used;
 	}
-	if (c->len == sizeof(c->buf)) {
-		CTL_LOG(WARNING, "control client sent a line over %d bytes; closed", DP_CTL_LINE);
+	if (used < 0) {
+		dp_ctl_n.bad++;
+		CTL_LOG(WARNING, "control client sent a malformed message; closed");
 		dp_ctl_drop(c);
 	}
 }
@@ -272,49 +387,78 @@ dp_ctl_read(struct dp_ctl_client *c)
 static void
 dp_ctl_accept(void)
 {
-	int fd = accept4(dp_ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+	int fd = accept4(dp_ctl_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 	if (fd < 0)
 		return;
-	for (unsigned i = 0; i < DP_CTL_CLIENTS; i++) {
-		if (dp_ctl_clients[i].fd < 0) {
-			dp_ctl_clients[i].fd = fd;
-			dp_ctl_clients[i].len = 0;
+	for (unsigned i = 0; i < DPCTL_CLIENTS; i++) {
+		struct dp_ctl_client *c = &dp_ctl_clients[i];
+
+		if (c->fd < 0) {
+			c->fd = fd;
+			c->last_ms = dp_ctl_now_ms();
+			dp_ctl_n.accepted++;
 			return;
 		}
 	}
-	CTL_LOG(WARNING, "control socket: more than %d clients, one refused", DP_CTL_CLIENTS);
+	dp_ctl_n.refused++;
+	CTL_LOG(WARNING, "control socket: %d clients connected, one more refused", DPCTL_CLIENTS);
 	close(fd);
+}
+
+static void
+dp_ctl_expire(uint64_t now)
+{
+	for (unsigned i = 0; i < DPCTL_CLIENTS; i++) {
+		struct dp_ctl_client *c = &dp_ctl_clients[i];
+
+		if (c->fd >= 0 && now - c->last_ms >= dp_app.cfg.control_idle_ms) {
+			dp_ctl_n.idle++;
+			CTL_LOG(INFO, "control client idle for %u ms; closed",
+				dp_app.cfg.control_idle_ms);
+			dp_ctl_drop(c);
+		}
+	}
 }
 
 /* Waits up to timeout_ms for control traffic and serves it. */
 void
 dp_ctl_poll(int timeout_ms)
 {
-	struct pollfd pfd[DP_CTL_CLIENTS + 1];
-	unsigned map[DP_CTL_CLIENTS + 1], n = 0;
+	struct pollfd pfd[DPCTL_CLIENTS + 1];
+	unsigned map[DPCTL_CLIENTS + 1], n = 0;
 
 	dp_rollout_drain();
+	dp_ctl_expire(dp_ctl_now_ms());
 	if (dp_ctl_fd >= 0) {
 		pfd[n].fd = dp_ctl_fd;
 		pfd[n++].events = POLLIN;
 	}
-	for (unsigned i = 0; i < DP_CTL_CLIENTS; i++) {
-		if (dp_ctl_clients[i].fd < 0)
+	for (unsigned i = 0; i < DPCTL_CLIENTS; i++) {
+		const struct dp_ctl_client *c = &dp_ctl_clients[i];
+
+		if (c->fd < 0)
 			continue;
 		map[n] = i;
-		pfd[n].fd = dp_ctl_clients[i].fd;
-		pfd[n++].events = POLLIN;
+		pfd[n].fd = c->fd;
+		pfd[n++].events = POLLIN | (c->out_off < c->out_len ? POLLOUT : 0);
 	}
 	if (poll(pfd, n, timeout_ms) <= 0)
 		return;
 	for (unsigned k = 0; k < n; k++) {
+		struct dp_ctl_client *c;
+
 		if (pfd[k].revents == 0)
 			continue;
-		if (pfd[k].fd == dp_ctl_fd)
+		if (pfd[k].fd == dp_ctl_fd) {
 			dp_ctl_accept();
-		else
-			dp_ctl_read(&dp_ctl_clients[map[k]]);
+			continue;
+		}
+		c = &dp_ctl_clients[map[k]];
+		if (pfd[k].revents & (POLLIN | POLLHUP | POLLERR))
+			dp_ctl_read(c);
+		if (c->fd >= 0 && dp_ctl_flush(c) != 0)
+			dp_ctl_drop(c);
 	}
 }
 
@@ -325,7 +469,7 @@ dp_ctl_open(const char *path)
 	struct trust_err err = { 0 };
 	int fd;
 
-	for (unsigned i = 0; i < DP_CTL_CLIENTS; i++)
+	for (unsigned i = 0; i < DPCTL_CLIENTS; i++)
 		dp_ctl_clients[i].fd = -1;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	if (trust_unix_stale(sa.sun_path, &err) != 0) {
@@ -349,7 +493,7 @@ dp_ctl_open(const char *path)
 void
 dp_ctl_close(void)
 {
-	for (unsigned i = 0; i < DP_CTL_CLIENTS; i++)
+	for (unsigned i = 0; i < DPCTL_CLIENTS; i++)
 		if (dp_ctl_clients[i].fd >= 0)
 			dp_ctl_drop(&dp_ctl_clients[i]);
 	if (dp_ctl_fd >= 0) {

@@ -1,34 +1,23 @@
 """What the Python benchmarks share: the client side of tvsd's control
-socket (dataplane/dp_ctl.c: one text command per connection, one JSON
-line back; commands help, status, stats, reload, rollout, memory) and the
-machine facts they report (hugepages, CPU model)."""
+socket (dataplane/dpctl.py speaks its binary protocol, dataplane/dpctl_proto.h;
+requests help, status, stats, reload, rollout, memory) and the machine facts
+they report (hugepages, CPU model)."""
 
-import json
-import socket
+import os
+import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dataplane"))
+import dpctl  # noqa: E402
 
-class ControlError(RuntimeError):
-	"""tvsd answered {"ok": false, "error": ...}, or not in JSON."""
+ControlError = dpctl.ControlError
 
 
 def ask(path, cmd, timeout=10.0):
-	"""Sends cmd to the socket at path; returns the JSON reply (a dict with
-	"ok": true). Raises ControlError when tvsd refuses or answers garbage,
-	OSError when nothing listens there."""
-	with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-		s.settimeout(timeout)
-		s.connect(path)
-		s.sendall(cmd.encode() + b"\n")
-		buf = b""
-		while not buf.endswith(b"\n"):
-			d = s.recv(1 << 20)
-			if not d:
-				break
-			buf += d
-	try:
-		reply = json.loads(buf)
-	except ValueError:
-		raise ControlError("tvsd %s: not a JSON answer: %r" % (cmd, buf[:200])) from None
+	"""Sends cmd to the socket at path on a connection of its own; returns
+	the reply as a dict ("ok": true). Raises ControlError when tvsd refuses
+	(a refused reload) or answers outside the protocol, OSError when nothing
+	listens there."""
+	reply = dpctl.ask(path, cmd, timeout)
 	if not reply.get("ok"):
 		raise ControlError("tvsd %s: %s" % (cmd, reply.get("error")))
 	return reply

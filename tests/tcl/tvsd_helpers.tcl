@@ -150,24 +150,11 @@ proc ns_run {ns secs args} {
 	return [list -1 $out]
 }
 
-# One command on the control socket; returns the reply as a Tcl dict.
-set ::py_ctl {
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(10)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
-buf = b""
-while not buf.endswith(b"\n"):
-    d = s.recv(65536)
-    if not d:
-        break
-    buf += d
-sys.stdout.write(buf.decode())
-}
-
+# One request on the control socket (dataplane/dpctl.py speaks its binary
+# protocol); returns the reply as a Tcl dict.
+set ::dpctl_py [file join $::srcdir dataplane dpctl.py]
 proc ctl {h cmd} {
-	::json::json2dict [exec python3 -c $::py_ctl [dict get $h sock] $cmd]
+	::json::json2dict [exec python3 $::dpctl_py [dict get $h sock] $cmd]
 }
 
 # A telemetry command through DPDK's SEQPACKET socket; returns a dict.
