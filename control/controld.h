@@ -32,7 +32,7 @@ struct controld {
 	const char *tvsd;
 	char store_real[PATH_MAX];
 	char pub_real[PATH_MAX];
-	int serve_timeout_ms;		/* for every lcore to serve a publication */
+	int serve_timeout_ms;		/* for tvsd's reload answer: every lcore serves it */
 	int rollout_interval_s;
 	int listen_fd;
 	pthread_mutex_t store_mu;
