@@ -229,14 +229,21 @@ dp_ctl_queue(struct dp_ctl_client *c, uint32_t type, uint32_t id, const void *p,
 			"closed", pending);
 		return -1;
 	}
-	if (c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
+	/* what was sent goes, so the buffer never holds more than the bound */
+	if (c->out_off > 0) {
+		memmove(c->out, c->out + c->out_off, pending);
+		c->out_off = 0;
+		c->out_len = pending;
+	}
 	if (c->out_len + need > c->out_cap) {
 		size_t cap = c->out_len + need;
 		uint8_t *nb = realloc(c->out, cap);
 
-		if (nb == NULL)
+		if (nb == NULL) {
+			CTL_LOG(ERR, "out of memory for a control reply of %zu bytes; client closed",
+				need);
 			return -1;
+		}
 		c->out = nb;
 		c->out_cap = cap;
 	}
@@ -348,6 +355,10 @@ dp_ctl_flush(struct dp_ctl_client *c)
 		c->out_off += (size_t)n;
 		c->last_ms = dp_ctl_now_ms();
 	}
+	/* a large reply (rollout) does not keep its buffer */
+	free(c->out);
+	c->out = NULL;
+	c->out_off = c->out_len = c->out_cap = 0;
 	return 0;
 }
 
