@@ -32,10 +32,11 @@
  * may keep the connection for more.
  *
  * tvsd's side (dp_ctl.c) never blocks on a client: replies are queued and
- * sent as the socket accepts them; a client whose queue would pass
- * DPCTL_OUT_MAX (beyond the reply being sent) is closed and counted, so is
- * one idle for [tvsd] control-idle-ms, and at most DPCTL_CLIENTS are served
- * at a time (more are closed at once, counted).
+ * sent as the socket accepts them. A client whose unsent replies would
+ * pass DPCTL_OUT_MAX is closed and counted (one reply into an empty queue
+ * always fits: a large rollout table still goes out), so is one idle for
+ * [tvsd] control-idle-ms (no request, no reply byte taken), and at most
+ * DPCTL_CLIENTS are served at a time (more are closed at once, counted).
  */
 #ifndef DP_DPCTL_PROTO_H
 #define DP_DPCTL_PROTO_H
@@ -63,7 +64,7 @@ enum dpctl_type {
 #define DPCTL_MSG_MAX 1024		/* reload and error messages, NUL included */
 #define DPCTL_LCORES_MAX 1024
 #define DPCTL_CLIENTS 16
-#define DPCTL_OUT_MAX (1u << 20)	/* queued replies per client, beyond the first */
+#define DPCTL_OUT_MAX (1u << 20)	/* unsent replies per client */
 
 struct dpctl_hdr {
 	uint32_t magic;
