@@ -900,8 +900,10 @@ tftp_engine_create(const struct tftp_limits *lim, const struct tftp_ops *ops, vo
 	e->ctx = ctx;
 	e->xs = calloc(l.max_transfers, sizeof(*e->xs));
 	e->names = calloc(l.max_transfers, TFTP_NAME_MAX + 1);
-	/* DATA (4 + blksize) is the largest; ERROR and OACK stay < 128 */
-	e->scratch = malloc(4 + (size_t)l.max_blksize + 128);
+	/* DATA (4 + blksize) is the largest; ERROR and OACK stay < 128. A
+	 * request without blksize gets 512 even when max_blksize is smaller. */
+	e->scratch = malloc(4 + (size_t)(l.max_blksize > TFTP_DEFAULT_BLKSIZE ? l.max_blksize :
+		TFTP_DEFAULT_BLKSIZE) + 128);
 	e->src = src_count_new(l.max_transfers, l.seed);
 	if (e->xs == NULL || e->names == NULL || e->scratch == NULL || e->src == NULL) {
 		tftp_engine_free(e);

@@ -1355,6 +1355,37 @@ test_netascii(void)
 	free(x);
 }
 
+/*
+ * A max_blksize below 512 caps only what the blksize option negotiates: a
+ * request without it still gets 512-byte blocks (RFC 1350), and a netascii
+ * block is converted in the engine's scratch, which must hold it (found by
+ * tests/fuzz/fuzz_tftp: the scratch was sized from max_blksize alone).
+ */
+static void
+test_netascii_small_cap(void)
+{
+	struct tftp_limits lim = default_limits;
+	size_t len = 1500, xl;
+	uint8_t *d = malloc(len), *x = malloc(2 * len);
+	struct h_client c;
+	struct h h;
+
+	for (size_t i = 0; i < len; i++)
+		d[i] = i % 5 == 0 ? '\n' : (uint8_t)('a' + i % 26);
+	xl = netascii_ref(d, len, x);
+	lim.max_blksize = 8;
+	h_init(&h, &lim);
+	h_publish(&h, "big.txt", d, len);
+	h_client_init(&c, 1, "big.txt", "netascii", NULL);
+	fetch(&h, &c, x, xl, "netascii without options under max_blksize 8: 512-byte blocks");
+	is_int(c.data_rx, xl / 512 + 1, "netascii under max_blksize 8: 512-byte DATA blocks");
+	h_client_free(&c);
+	check_books(&h, "netascii small cap");
+	h_fini(&h);
+	free(d);
+	free(x);
+}
+
 static void
 test_create_limits(void)
 {
@@ -1526,6 +1557,7 @@ main(void)
 	test_device_names();
 	test_generation_swap();
 	test_netascii();
+	test_netascii_small_cap();
 	test_create_limits();
 	test_tick_idle();
 	test_fuzz();
