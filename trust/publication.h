@@ -46,5 +46,9 @@ struct publication {
 int pub_load(const char *path, struct publication *p, struct trust_err *err);
 void pub_free(struct publication *p);
 const struct pub_file *pub_find(const struct publication *p, const char *name);
+/* The index and manifest parsers of pub_load on bytes in memory, for the
+ * fuzzer: every listed file reads as `file`, the manifest as `manifest`. */
+int pub_parse_mem(const char *index, size_t ilen, const uint8_t *manifest, size_t mlen,
+	const uint8_t *file, size_t flen, struct publication *p, struct trust_err *err);
 
 #endif

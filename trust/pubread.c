@@ -557,6 +557,25 @@ pub_tvs_paths(struct pub_index *ix, struct publication *p)
 		pub_join(p->tvs_key_path, sizeof(p->tvs_key_path), p->dir, "tvs/tvs.key");
 }
 
+/* With every entry read (rc 0): the manifest, the served files, the TVS
+ * identity; then the index is freed, and p too on failure. */
+static int
+pub_finish(struct pub_ctx *cx, struct pub_index *ix, struct publication *p, int rc)
+{
+	if (rc == 0)
+		rc = pub_parse_manifest(cx, ix, p);
+	if (rc == 0)
+		rc = pub_take_files(cx, ix, p);
+	if (rc == 0)
+		pub_tvs_paths(ix, p);
+	for (size_t i = 0; i < ix->n; i++)
+		free(ix->e[i].data);
+	free(ix->e);
+	if (rc != 0)
+		pub_free(p);
+	return rc;
+}
+
 int
 pub_load(const char *path, struct publication *p, struct trust_err *err)
 {
@@ -569,31 +588,18 @@ pub_load(const char *path, struct publication *p, struct trust_err *err)
 	if (rc != 0)
 		return rc;
 	cx.dirfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cx.dirfd < 0) {
+	if (cx.dirfd < 0)
 		rc = trust_errf(err, TRUST_EIO, "%s: %s", p->dir, strerror(errno));
-		goto out;
-	}
-	rc = pub_read_index(&cx, &ix);
+	if (rc == 0)
+		rc = pub_read_index(&cx, &ix);
 	if (rc == 0)
 		rc = pub_check_dirname(&cx, ix.generation);
 	p->generation = ix.generation;
 	for (size_t i = 0; rc == 0 && i < ix.n; i++)
 		rc = pub_read_entry(&cx, &ix.e[i]);
-	if (rc == 0)
-		rc = pub_parse_manifest(&cx, &ix, p);
-	if (rc == 0)
-		rc = pub_take_files(&cx, &ix, p);
-	if (rc == 0)
-		pub_tvs_paths(&ix, p);
-out:
-	for (size_t i = 0; i < ix.n; i++)
-		free(ix.e[i].data);
-	free(ix.e);
 	if (cx.dirfd >= 0)
 		close(cx.dirfd);
-	if (rc != 0)
-		pub_free(p);
-	return rc;
+	return pub_finish(&cx, &ix, p, rc);
 }
 
 void
@@ -629,4 +635,55 @@ pub_find(const struct publication *p, const char *name)
 			lo = mid + 1;
 	}
 	return NULL;
+}
+
+/* An entry's bytes without a file: the manifest's or the stand-in's. */
+static int
+pub_mem_entry(struct pub_ctx *cx, struct pub_entry *e, const uint8_t *manifest, size_t mlen,
+	const uint8_t *file, size_t flen)
+{
+	bool is_manifest = strcmp(e->name, "manifest") == 0;
+
+	if (pub_is_key(e->name))
+		return 0;	/* pub_read_entry keeps no key bytes either */
+	e->size = is_manifest ? mlen : flen;
+	e->data = malloc(e->size ? e->size : 1);
+	if (e->data == NULL)
+		return trust_errf(cx->err, TRUST_ENOMEM, "%s/%s: out of memory", cx->dir, e->name);
+	if (e->size != 0)
+		memcpy(e->data, is_manifest ? manifest : file, e->size);
+	return 0;
+}
+
+/*
+ * pub_load's parsers on bytes in memory, for the fuzzer
+ * (tests/fuzz/fuzz_pub.c). Fuzzing pub_load on a directory built from the
+ * input would stop at the first SHA-256 check (mutated bytes never match
+ * the digest the index lists) and spend each run in the file system; here
+ * the index is parsed as it is, every file it lists reads as `file` (the
+ * manifest as `manifest`) with its size taken as listed and its digest as
+ * right, and nothing is opened. The parsing code is pub_load's own.
+ */
+int
+pub_parse_mem(const char *index, size_t ilen, const uint8_t *manifest, size_t mlen,
+	const uint8_t *file, size_t flen, struct publication *p, struct trust_err *err)
+{
+	struct pub_index ix = { 0 };
+	struct pub_ctx cx = { .dirfd = -1, .dir = p->dir, .err = err };
+	char *text = malloc(ilen + 1);
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	snprintf(p->dir, sizeof(p->dir), "memory");
+	if (text == NULL)
+		return trust_errf(err, TRUST_ENOMEM, "memory/PUBLICATION: out of memory");
+	if (ilen != 0)
+		memcpy(text, index, ilen);
+	text[ilen] = '\0';
+	rc = pub_parse_index(&cx, text, ilen, &ix);
+	free(text);
+	p->generation = ix.generation;
+	for (size_t i = 0; rc == 0 && i < ix.n; i++)
+		rc = pub_mem_entry(&cx, &ix.e[i], manifest, mlen, file, flen);
+	return pub_finish(&cx, &ix, p, rc);
 }
