@@ -272,6 +272,20 @@ tcp_seeds(void)
 	u8(&s, 1);
 	save("tcp", "answer-zero-window", &s);
 
+	s.n = 0;	/* MSS 88, a 5000-byte answer, three duplicate ACKs */
+	u8(&s, 0x04);
+	u8(&s, 0x40 | 0x80);
+	c_step(&s, C_MODE, 0);
+	u8(&s, 0x0a);
+	c_connect(&s, 0);
+	c_data(&s, 0, 1, false);
+	for (int k = 0; k < 3; k++) {
+		c_step(&s, C_SEG, 0);	/* ACK, offsets 0, ack from the last one sent */
+		put(&s, (const uint8_t[]){ TCPH_ACK, 0, 0, 16, 0xff, 0xff, 0, 0, 0 }, 9);
+	}
+	c_seg(&s, 0, TCPH_ACK, 0, 0, 65535, NULL, 0, 0);
+	save("tcp", "fast-retransmit", &s);
+
 	s.n = 0;	/* we close first: TIME_WAIT, then a new SYN on the tuple */
 	u8(&s, 0x00);
 	u8(&s, 0x10);

@@ -26,6 +26,7 @@
 
 #define NPEERS 4
 #define PAYLOAD_MAX 3000
+#define RING_MAX (1u << 20)
 
 struct fpeer {
 	uint32_t ip;
@@ -33,6 +34,7 @@ struct fpeer {
 	uint32_t isn;
 	uint32_t snd_nxt;
 	uint32_t rcv_nxt;
+	uint32_t acked;		/* the last acknowledgment number it sent */
 	uint16_t mss;
 };
 
@@ -163,6 +165,10 @@ apps_open(void)
 		need(tcp_conn_tuple(f.h.e, i) != NULL, "an open connection has its tuple");
 		n++;
 	}
+	/* the send ring is at most 1 MiB: more is sequence arithmetic gone wrong */
+	for (uint32_t i = 0; i <= f.h.lim.max_conns; i++)
+		need(tcp_conn_room(f.h.e, i) <= RING_MAX && tcp_conn_unacked(f.h.e, i) <= RING_MAX,
+			"room and unacked within the send ring");
 	return n;
 }
 
@@ -200,6 +206,8 @@ segment(struct fpeer *p, uint8_t flags, uint32_t seq, uint32_t ack, uint16_t win
 	for (size_t k = 0; k < paylen; k++)
 		pay[k] = (uint8_t)(seq + k);
 	f.inputs++;
+	if (flags & TCPH_ACK)
+		p->acked = ack;
 	th_in_raw(&f.h, &from, flags, seq, ack, win, opt, optlen, pay, paylen);
 	need(!(flags & TCPH_RST) || f.rst_out == rst_before, "a RST is never answered with a RST");
 }
@@ -237,7 +245,9 @@ scaled(uint8_t delta, unsigned scale)
 	return (uint32_t)(int32_t)(int8_t)delta * mult[scale & 3];
 }
 
-/* Free flags, window and options; numbers relative to the peer's. */
+/* Free flags, window and options; numbers relative to the peer's: seq to
+ * what it sent, ack to what it received or (sc & 16, for duplicate ACKs)
+ * to the last acknowledgment it sent. */
 static void
 free_segment(struct fpeer *p)
 {
@@ -245,7 +255,8 @@ free_segment(struct fpeer *p)
 	uint16_t win = fz_u16(&f.z);
 	size_t optlen, paylen;
 	const uint8_t *opt = fz_bytes(&f.z, fz_u8(&f.z) % 41, &optlen);
-	uint32_t seq = p->snd_nxt + scaled(ds, sc), ack = p->rcv_nxt + scaled(da, sc >> 2);
+	uint32_t seq = p->snd_nxt + scaled(ds, sc);
+	uint32_t ack = ((sc & 16) ? p->acked : p->rcv_nxt) + scaled(da, sc >> 2);
 
 	paylen = fz_u16(&f.z) % PAYLOAD_MAX;
 	segment(p, flags, seq, ack, win, opt, optlen, paylen);
@@ -381,10 +392,10 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 
 		fprintf(stderr, "steps %u in %lu out %lu established %lu closed %lu reset %lu "
 			"timeouts %lu aborts %lu bytes_in %lu bytes_out %lu bad_cookie %lu "
-			"challenge %lu ooo %lu rst_sent %lu\n", f.steps, st->segs_in, st->segs_out,
+			"challenge %lu ooo %lu rst_sent %lu retransmits %lu fast %lu\n", f.steps, st->segs_in, st->segs_out,
 			st->established, st->closed, st->reset_rcvd, st->timeouts, st->aborts,
 			st->bytes_in, st->bytes_out, st->cookies_bad, st->challenge_acks,
-			st->ooo_queued, st->reset_sent);
+			st->ooo_queued, st->reset_sent, st->retransmits, st->fast_retransmits);
 	}
 	th_fini(&f.h);
 	return 0;
