@@ -15,7 +15,7 @@
 
 #include "fuzz_need.h"
 #include "fuzz_script.h"
-#include "publish.h"
+#include "publication.h"
 
 static void
 check_accepted(const struct publication *p)

@@ -14,6 +14,7 @@
 
 #include "cdproto.h"
 #include "cert.h"
+#include "sign.h"
 #include "tcp.h"
 #include "tftp.h"
 

@@ -98,6 +98,11 @@ configure(struct fuzz *f)
 		.timeout_ms = tmo[c0 >> 5 & 3],
 		.retries = retries[c1 & 3],
 		.max_transfers = xfers[c1 >> 2 & 3],
+		/* the per-source bound (0: none) and, with it, a short life
+		 * and timeout cap so that expiry and refusals are reached */
+		.max_per_source = c1 >> 6,
+		.max_life_s = c1 >> 6 & 1,
+		.max_timeout_s = c1 >> 7 ? 1 : 0,
 	};
 	static const uint16_t bases[] = { 1024, 0, 70, 1 };
 	static struct tftp_ops ops;
@@ -196,7 +201,8 @@ check_books(struct fuzz *f)
 	need(h->done_ok == st->completed && h->done_fail == st->failed,
 		"done() once per ended transfer");
 	need(h->sends_error == st->err_not_found + st->err_access + st->err_illegal +
-		st->err_unknown_tid + st->err_options + st->err_table_full,
+		st->err_unknown_tid + st->err_options + st->err_table_full + st->err_per_source +
+		st->err_expired,
 		"every ERROR sent counted once");
 	need(h->sends_data == st->data_pkts, "every DATA counted");
 }
