@@ -24,9 +24,16 @@
  *                       3 locked, 4 published but not served)
  *   CD_NOT_MINE daemon  NUL-terminated: the store the daemon manages (the
  *                       client named another; it works offline on that one)
+ *   CD_FD       client  struct cd_fd: which string of the CD_CMD that follows
+ *                       the descriptor stands for, and how it was opened; the
+ *                       descriptor itself rides on the message as SCM_RIGHTS
+ *                       ancillary data, exactly one per CD_FD
  *
  * A CD_CMD conversation ends with CD_DONE and the daemon closes; CD_MEMORY
- * and CD_STATS may repeat on one connection.
+ * and CD_STATS may repeat on one connection, within the session's time.
+ * CD_FD messages come before their CD_CMD: the daemon never opens a file a
+ * client names, the client opens it and passes the descriptor. A
+ * descriptor on any other message is a malformed message.
  */
 #ifndef CONTROL_CDPROTO_H
 #define CONTROL_CDPROTO_H
@@ -45,6 +52,7 @@ enum cd_type {
 	CD_ASK,
 	CD_DONE,
 	CD_NOT_MINE,
+	CD_FD,
 	CD_TYPE_MAX
 };
 
@@ -59,6 +67,20 @@ enum cd_type {
 #define CD_WORDS_MAX 24
 #define CD_WORD_MAX 4096
 #define CD_ANSWER_MAX 512
+#define CD_FDS_MAX 6			/* descriptors one command may carry */
+
+/* What a CD_FD descriptor is and how the client opened it. */
+enum cd_fd_kind {
+	CD_FD_READ = 1,		/* a regular file, O_RDONLY */
+	CD_FD_WRITE,		/* a new empty regular file, O_WRONLY, mode 0600 */
+	CD_FD_DIR,		/* a directory, O_RDONLY|O_DIRECTORY */
+	CD_FD_KIND_MAX
+};
+
+struct cd_fd {
+	uint32_t word;		/* index among the CD_CMD strings (paths included) */
+	uint32_t kind;		/* enum cd_fd_kind */
+};
 
 struct cd_hdr {
 	uint32_t type;
@@ -81,6 +103,10 @@ struct cd_stats {
 	uint64_t served;	/* ... that every lcore of tvsd served in time */
 	uint64_t not_served;	/* tvsd unreachable or too slow */
 	uint64_t refused;	/* tvsd refused the reload */
+	uint64_t denied;	/* commands refused: the peer lacks the level */
+	uint64_t busy;		/* connections refused: no session slot for that uid */
+	uint64_t expired;	/* sessions closed at the end of their time */
+	uint64_t bad_files;	/* commands refused: a file not passed, or not fit */
 };
 
 /*
@@ -91,8 +117,21 @@ struct cd_stats {
  * the peer is broken).
  */
 int cd_recv(int fd, struct cd_hdr *h, uint8_t *buf, size_t cap, int timeout_ms);
+/* cd_recv that also takes the descriptors riding on the message (close-on-
+ * exec): up to max into fds, *nfds says how many; any beyond max, or cut
+ * off by the kernel, make it return -2 (all closed). */
+int cd_recv_fds(int fd, struct cd_hdr *h, uint8_t *buf, size_t cap, int timeout_ms,
+	int *fds, int max, int *nfds);
 int cd_send(int fd, uint32_t type, const void *p, size_t len);
 int cd_send_u32(int fd, uint32_t type, uint32_t v);
+/* One CD_FD message carrying passfd. */
+int cd_send_fd(int fd, uint32_t word, uint32_t kind, int passfd);
+
+/* True when the descriptor is what a CD_FD of this kind promises (fstat
+ * and its open flags: never O_PATH; READ a regular file readable through
+ * it; WRITE an empty regular file of mode 0600 opened write-only; DIR a
+ * directory opened for reading); why says what is wrong otherwise. */
+bool cd_fd_ok(int fd, uint32_t kind, char *why, size_t whysz);
 
 /* True when a payload of this type has the shape above, from the side that
  * may send it (from_daemon). Strings are checked to be NUL-terminated and

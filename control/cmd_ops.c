@@ -279,7 +279,7 @@ reset_remotekey(struct ctl *c)
 		return ctl_usage(c, "remotekey needs the ITLRecovery .p12 file");
 	if ((rc = ctl_passphrase(c, false, pass, sizeof(pass))) != CTL_OK)
 		return rc;
-	rc = trust_p12_load(c->args[1], pass, &key, &cert, &c->err);
+	rc = trust_p12_load(ctl_path(c, c->args[1]), pass, &key, &cert, &c->err);
 	OPENSSL_cleanse(pass, sizeof(pass));
 	if (rc != 0)
 		return ctl_fail_err(c);
@@ -325,7 +325,13 @@ cmd_dr_backup(struct ctl *c)
 
 	if ((rc = ctl_passphrase(c, true, pass, sizeof(pass))) != CTL_OK)
 		return rc;
-	rc = backup_write(c->store_dir, c->args[0], pass, strlen(pass), NULL, &info, &c->err);
+	/* controld writes into the file tvsctl created, which renames it */
+	if (ctl_path_fd(c, c->args[0]) >= 0)
+		rc = backup_write_fd(c->store_dir, ctl_path_fd(c, c->args[0]), pass, strlen(pass),
+			NULL, &info, &c->err);
+	else
+		rc = backup_write(c->store_dir, c->args[0], pass, strlen(pass), NULL, &info,
+			&c->err);
 	OPENSSL_cleanse(pass, sizeof(pass));
 	if (rc != 0)
 		return ctl_fail_err(c);
@@ -349,7 +355,8 @@ cmd_dr_restore(struct ctl *c)
 		return rc;
 	if ((rc = ctl_passphrase(c, false, pass, sizeof(pass))) != CTL_OK)
 		return rc;
-	rc = backup_restore(c->args[0], pass, strlen(pass), c->store_dir, &info, &c->err);
+	rc = backup_restore(ctl_path(c, c->args[0]), pass, strlen(pass), c->store_dir, &info,
+		&c->err);
 	OPENSSL_cleanse(pass, sizeof(pass));
 	if (rc != 0)
 		return ctl_fail(c, "restore refused: %s; the store %s is unchanged", c->err.msg,

@@ -229,7 +229,7 @@ cmd_cert_import_trust(struct ctl *c)
 		return rc;
 	if (!given)
 		ttl = 0;
-	if (trust_cert_load(c->args[1], &x, &c->err) != 0)
+	if (trust_cert_load(ctl_path(c, c->args[1]), &x, &c->err) != 0)
 		return ctl_fail_err(c);
 	if (ctl_opt(c, "name"))
 		snprintf(name, sizeof(name), "%s", ctl_opt(c, "name"));
@@ -270,8 +270,8 @@ cmd_cert_import_own(struct ctl *c)
 	if (u < 0)
 		return ctl_usage(c, "unknown unit '%s' (CallManager, ITLRecovery, TVS or CAPF)",
 			c->args[0]);
-	if (trust_cert_load(c->args[1], &x, &c->err) != 0 ||
-	    trust_key_load(c->args[2], &key, &c->err) != 0) {
+	if (trust_cert_load(ctl_path(c, c->args[1]), &x, &c->err) != 0 ||
+	    trust_key_load(ctl_path(c, c->args[2]), &key, &c->err) != 0) {
 		trust_cert_free(&x);
 		return ctl_fail_err(c);
 	}
@@ -328,7 +328,7 @@ cmd_phone_set(struct ctl *c)
 	struct trust_store st;
 	int rc;
 
-	if (trust_cert_load(c->args[1], &x, &c->err) != 0)
+	if (trust_cert_load(ctl_path(c, c->args[1]), &x, &c->err) != 0)
 		return ctl_fail_err(c);
 	if (!ctl_store_open(c, STORE_LOCK, &st)) {
 		trust_cert_free(&x);
@@ -385,12 +385,13 @@ note_publish(struct ctl *c, const struct trust_store *st, uint64_t gen)
 int
 cmd_publish(struct ctl *c)
 {
-	struct publish_opts o = { .config_dir = ctl_opt(c, "configs"),
-		.force = ctl_flag(c, "force") };
+	struct publish_opts o = { .force = ctl_flag(c, "force") };
 	struct publish_result r;
 	struct trust_store st;
 	int rc = CTL_OK;
 
+	if (ctl_opt(c, "configs") != NULL)
+		o.config_dir = ctl_path(c, ctl_opt(c, "configs"));
 	if (!ctl_store_open(c, STORE_LOCK, &st))
 		return CTL_FAIL;
 	if (publish_run(&st, c->pub_dir, &o, &r, &c->err) != 0) {

@@ -3,6 +3,8 @@
  *
  *   tvs-controld [--socket PATH] [--group NAME] [--store DIR] [--pub DIR]
  *                [--tvsd PATH] [--serve-timeout MS] [--rollout-interval S]
+ *                [--admin-group NAME] [--key-group NAME] [--level 'WORDS=N']...
+ *                [--sessions-per-uid N] [--session-max S]
  *                [--log-level err|warning|notice|info|debug] [--syslog]
  *
  * Runs in the foreground (systemd starts it); SIGTERM/SIGINT stop it
@@ -10,6 +12,7 @@
  * to finish, the socket file is removed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -33,7 +36,7 @@
 #include "publish.h"
 #include "rollout.h"
 
-#define FIRST_MSG_MS 10000	/* a client that says nothing is dropped */
+#define QUERY_MS 10000		/* a session's whole time until its command */
 #define ASK_MS (5 * 60 * 1000)	/* an operator answering a question */
 #define STOP_WAIT_MS 10000
 #define CD_SESSIONS_MAX 64	/* threads; each is bounded in time */
@@ -43,6 +46,9 @@ struct controld cd = {
 	.store = CTL_DEFAULT_STORE,
 	.pub = CTL_DEFAULT_PUB,
 	.tvsd = "/run/tvs/tvsd.sock",
+	.admin_group = "tvsadmin",
+	.sessions_per_uid = 8,
+	.session_max_ms = 15 * 60 * 1000,
 	.serve_timeout_ms = 60000,	/* tvsd's answer to reload: load + grace period */
 	.rollout_interval_s = 5,
 	.listen_fd = -1,
@@ -88,10 +94,19 @@ cd_now_ms(void)
 
 struct session {
 	int fd;
+	int slot;		/* in slots[] */
 	pid_t pid;
 	uid_t uid;
+	struct cd_peer peer;
 	bool broken;		/* the peer misbehaved or went away: say nothing more */
+	long long t_accept;
+	long long deadline;	/* the session ends then, whatever it is doing */
 	long long t0;
+	struct cd_fd fd_for[CD_FDS_MAX];	/* CD_FD received, for the command */
+	int fds[CD_FDS_MAX];
+	int nfds;
+	char **words;		/* of the CD_CMD, in buf */
+	int nwords;
 	FILE *out;
 	FILE *err;
 	uint8_t buf[CD_PAYLOAD_MAX + 1];
@@ -107,6 +122,30 @@ bad_message(struct session *s, const char *what, uint32_t type, size_t len)
 }
 
 /* stdio streams whose bytes go to the client as CD_OUT / CD_ERR. */
+/* Past its end the session says nothing more and is counted once. */
+static bool
+expired(struct session *s)
+{
+	if (cd_now_ms() < s->deadline)
+		return false;
+	if (!s->broken) {
+		CD_COUNT(expired);
+		cd_log(LOG_NOTICE, "client pid %d (uid %u): session time over after %lld ms; "
+			"connection closed", (int)s->pid, (unsigned)s->uid, cd_now_ms() - s->t_accept);
+	}
+	s->broken = true;
+	return true;
+}
+
+/* A wait for the client: at most ms, and never past the session's end. */
+static int
+recv_ms(const struct session *s, int ms)
+{
+	long long left = s->deadline - cd_now_ms();
+
+	return left < 1 ? 1 : left < ms ? (int)left : ms;
+}
+
 static ssize_t
 send_text(struct session *s, uint32_t type, const char *p, size_t n)
 {
@@ -147,7 +186,7 @@ hook_ask(struct ctl *c, bool secret, const char *prompt, char *ans, size_t n)
 
 	fflush(s->out);
 	fflush(s->err);
-	if (s->broken || plen > CD_TEXT_MAX || (q = malloc(4 + plen)) == NULL)
+	if (s->broken || expired(s) || plen > CD_TEXT_MAX || (q = malloc(4 + plen)) == NULL)
 		return -1;
 	memcpy(q, &sec, 4);
 	memcpy(q + 4, prompt, plen);
@@ -157,9 +196,9 @@ hook_ask(struct ctl *c, bool secret, const char *prompt, char *ans, size_t n)
 		s->broken = true;
 		return -1;
 	}
-	len = cd_recv(s->fd, &h, s->buf, CD_PAYLOAD_MAX, ASK_MS);
+	len = cd_recv(s->fd, &h, s->buf, CD_PAYLOAD_MAX, recv_ms(s, ASK_MS));
 	if (len < 0 || h.type != CD_ANSWER || !cd_check(h.type, s->buf, (size_t)len, false)) {
-		if (len == -1)
+		if (len == -1 && !expired(s))
 			s->broken = true;
 		else
 			bad_message(s, "expected an answer", h.type, (size_t)(len < 0 ? 0 : len));
@@ -260,14 +299,79 @@ set_holder(struct session *s, const struct ctl *c)
 	pthread_mutex_unlock(&cd.holder_mu);
 }
 
+/* The index among the CD_CMD strings of the one that holds p. */
+static int
+word_index(char *const *words, int n, const char *p)
+{
+	int j = -1;
+
+	for (int i = 0; i < n; i++)
+		if (words[i] <= p)
+			j = i;
+	return j;
+}
+
+static int
+bind_one(struct session *s, struct ctl *c, const char *word, int kind)
+{
+	int idx = word_index(s->words, s->nwords, word);
+	char why[128];
+
+	for (int i = 0; i < s->nfds; i++) {
+		if (s->fds[i] < 0 || (int)s->fd_for[i].word != idx)
+			continue;
+		if ((int)s->fd_for[i].kind != kind || !cd_fd_ok(s->fds[i], (uint32_t)kind, why,
+		    sizeof(why))) {
+			if ((int)s->fd_for[i].kind != kind)
+				snprintf(why, sizeof(why), "passed as the wrong kind of file");
+			CD_COUNT(bad_files);
+			cd_log(LOG_NOTICE, "client pid %d: %s: %s", (int)s->pid, word, why);
+			return ctl_fail(c, "%s: %s", word, why);
+		}
+		c->files[c->nfiles].word = word;
+		c->files[c->nfiles].fd = s->fds[i];
+		snprintf(c->files[c->nfiles].path, sizeof(c->files[0].path), "/proc/self/fd/%d",
+			s->fds[i]);
+		c->nfiles++;
+		return CTL_OK;
+	}
+	CD_COUNT(bad_files);
+	cd_log(LOG_NOTICE, "client pid %d: no descriptor for %s", (int)s->pid, word);
+	return ctl_fail(c, "%s: controld opens no file a client names; tvsctl passes it "
+		"opened (SCM_RIGHTS), and this client did not", word);
+}
+
+/* Every file word of the command gets the descriptor the client passed
+ * for it; controld opens none of them by name. */
+static int
+bind_files(struct session *s, struct ctl *c)
+{
+	for (int i = 0; i < c->nopts; i++)
+		if (c->opts[i].val != NULL && ctl_opt_file(c->opts[i].name) &&
+		    bind_one(s, c, c->opts[i].val, ctl_opt_file(c->opts[i].name)) != CTL_OK)
+			return CTL_FAIL;
+	for (int i = 0; i < c->nargs; i++)
+		if (ctl_arg_file(c->cmd, i) &&
+		    bind_one(s, c, c->args[i], ctl_arg_file(c->cmd, i)) != CTL_OK)
+			return CTL_FAIL;
+	return CTL_OK;
+}
+
 static int
 run_parsed(struct session *s, struct ctl *c)
 {
+	char why[600];
 	int rc;
 
 	if (!(c->cmd->flags & (CTL_F_CHANGE | CTL_F_DAEMON)))
 		return ctl_fail(c, "'%s' is not a controld command; tvsctl runs it itself",
 			c->cmd->words[0]);
+	if (!cd_auth_check(&s->peer, c, why, sizeof(why))) {
+		cd_log(LOG_NOTICE, "client pid %d: refused: %s", (int)s->pid, why);
+		return ctl_fail(c, "%s", why);
+	}
+	if (bind_files(s, c) != CTL_OK)
+		return CTL_FAIL;
 	if (!(c->cmd->flags & CTL_F_CHANGE))
 		return c->cmd->fn(c);
 	if (pthread_mutex_trylock(&cd.store_mu) != 0)
@@ -294,6 +398,8 @@ run_command(struct session *s, size_t len)
 
 	CD_COUNT(commands);
 	n = cd_cmd_words(s->buf, len, &flags, words, CD_WORDS_MAX);
+	s->words = words;
+	s->nwords = n;
 	if ((flags & CD_F_STORE) && !same_dir(words[k++], cd.store_real)) {
 		cd_send(s->fd, CD_NOT_MINE, cd.store_real, strlen(cd.store_real) + 1);
 		return;
@@ -333,85 +439,209 @@ out:
 		fclose(s->err);
 }
 
+static void
+send_stats(struct session *s)
+{
+	struct cd_stats st;
+
+	for (size_t i = 0; i < sizeof(st) / sizeof(uint64_t); i++)
+		((uint64_t *)&st)[i] = __atomic_load_n(&((uint64_t *)&cd.stats)[i], __ATOMIC_RELAXED);
+	cd_send(s->fd, CD_STATS, &st, sizeof(st));
+}
+
+/* A CD_FD: kept for the command that follows. */
+static void
+take_fd(struct session *s, int fd, size_t n)
+{
+	if (s->nfds == CD_FDS_MAX) {
+		close(fd);
+		bad_message(s, "more descriptors than a command takes", CD_FD, n);
+		return;
+	}
+	memcpy(&s->fd_for[s->nfds], s->buf, sizeof(s->fd_for[0]));
+	s->fds[s->nfds++] = fd;
+}
+
+/* One message; false when the session is over. */
+static bool
+session_step(struct session *s)
+{
+	struct cd_hdr h;
+	int fd = -1, nfd = 0, n;
+
+	if (expired(s))
+		return false;
+	n = cd_recv_fds(s->fd, &h, s->buf, CD_PAYLOAD_MAX, recv_ms(s, QUERY_MS), &fd, 1, &nfd);
+	if (n == -1) {
+		if (errno == ETIMEDOUT)
+			expired(s);
+		return false;
+	}
+	if (n == -2) {
+		bad_message(s, "message cut short, with an impossible header or more than one "
+			"descriptor", h.type, h.len);
+		return false;
+	}
+	if (!cd_check(h.type, s->buf, (size_t)n, false) || (nfd == 1) != (h.type == CD_FD)) {
+		if (nfd == 1)
+			close(fd);
+		bad_message(s, nfd == 1 ? "a descriptor on a message that takes none" :
+			h.type == CD_FD ? "CD_FD without its descriptor" : "malformed message",
+			h.type, (size_t)n);
+		return false;
+	}
+	s->t0 = cd_now_ms();
+	if (h.type == CD_FD) {
+		take_fd(s, fd, (size_t)n);
+	} else if (h.type == CD_CMD) {
+		/* the command may ask the operator: the whole session gets longer */
+		s->deadline = s->t_accept + cd.session_max_ms;
+		run_command(s, (size_t)n);
+		return false;
+	} else if (h.type == CD_MEMORY) {
+		struct cd_memory m;
+
+		ctl_memstat(&m);
+		cd_send(s->fd, CD_MEMORY, &m, sizeof(m));
+	} else if (h.type == CD_STATS) {
+		send_stats(s);
+	} else {
+		bad_message(s, "unexpected message", h.type, (size_t)n);
+	}
+	return !s->broken;
+}
+
+/* Session slots, so that one uid cannot hold them all. */
+static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	bool used;
+	uid_t uid;
+} slots[CD_SESSIONS_MAX];
+
+/* A free slot for uid, or -1 with *mine the sessions uid already has. */
+static int
+slot_take(uid_t uid, int *mine)
+{
+	int free_slot = -1;
+
+	*mine = 0;
+	pthread_mutex_lock(&slots_mu);
+	for (int i = 0; i < CD_SESSIONS_MAX; i++) {
+		if (!slots[i].used && free_slot < 0)
+			free_slot = i;
+		else if (slots[i].used && slots[i].uid == uid)
+			(*mine)++;
+	}
+	if (*mine >= cd.sessions_per_uid)
+		free_slot = -1;
+	if (free_slot >= 0) {
+		slots[free_slot].used = true;
+		slots[free_slot].uid = uid;
+	}
+	pthread_mutex_unlock(&slots_mu);
+	return free_slot;
+}
+
+static void
+slot_free(int i)
+{
+	pthread_mutex_lock(&slots_mu);
+	slots[i].used = false;
+	pthread_mutex_unlock(&slots_mu);
+}
+
 static void *
 session_main(void *arg)
 {
 	struct session *s = arg;
-	struct ucred cr;
-	socklen_t crlen = sizeof(cr);
-	struct cd_hdr h;
-	int n;
 
-	if (getsockopt(s->fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == 0) {
-		s->pid = cr.pid;
-		s->uid = cr.uid;
-	}
-	while (!s->broken) {
-		n = cd_recv(s->fd, &h, s->buf, CD_PAYLOAD_MAX, FIRST_MSG_MS);
-		if (n == -1)
-			break;
-		if (n == -2) {
-			bad_message(s, "message cut short or with an impossible header", h.type, h.len);
-			break;
-		}
-		if (!cd_check(h.type, s->buf, (size_t)n, false)) {
-			bad_message(s, "malformed message", h.type, (size_t)n);
-			break;
-		}
-		s->t0 = cd_now_ms();
-		if (h.type == CD_CMD) {
-			run_command(s, (size_t)n);
-			break;
-		} else if (h.type == CD_MEMORY) {
-			struct cd_memory m;
-
-			ctl_memstat(&m);
-			cd_send(s->fd, CD_MEMORY, &m, sizeof(m));
-		} else if (h.type == CD_STATS) {
-			struct cd_stats st;
-
-			for (size_t i = 0; i < sizeof(st) / sizeof(uint64_t); i++)
-				((uint64_t *)&st)[i] = __atomic_load_n(&((uint64_t *)&cd.stats)[i],
-					__ATOMIC_RELAXED);
-			cd_send(s->fd, CD_STATS, &st, sizeof(st));
-		} else {
-			bad_message(s, "unexpected message", h.type, (size_t)n);
-		}
-	}
+	while (session_step(s))
+		;
+	for (int i = 0; i < s->nfds; i++)
+		close(s->fds[i]);	/* unused ones too */
 	close(s->fd);
 	OPENSSL_cleanse(s->buf, sizeof(s->buf));
+	slot_free(s->slot);
 	free(s);
 	__atomic_sub_fetch(&cd.active, 1, __ATOMIC_RELEASE);
 	return NULL;
+}
+
+static long long busy_logged;	/* accept_one runs on the main thread only */
+static int busy_quiet;
+
+/* No slot: the client is told why (CD_ERR, then CD_DONE 1) and counted. */
+static void
+refuse_busy(int fd, const struct cd_peer *p, int mine)
+{
+	char msg[256];
+	uint32_t code = CTL_FAIL;
+	int n;
+
+	CD_COUNT(busy);
+	if (mine >= cd.sessions_per_uid)
+		n = snprintf(msg, sizeof(msg), "tvs-controld: uid %u already has %d sessions "
+			"(--sessions-per-uid); try again when one ends\n", (unsigned)p->uid, mine);
+	else
+		n = snprintf(msg, sizeof(msg), "tvs-controld: all %d sessions are busy; try again\n",
+			CD_SESSIONS_MAX);
+	/* a client retrying in a loop must not flood the log: one line a second */
+	if (cd_now_ms() - busy_logged >= 1000) {
+		cd_log(LOG_WARNING, "connection of pid %d (uid %u) refused: %.*s (%d more refused "
+			"in the last second)", (int)p->pid, (unsigned)p->uid, n - 15, msg + 14,
+			busy_quiet);
+		busy_logged = cd_now_ms();
+		busy_quiet = 0;
+	} else {
+		busy_quiet++;
+	}
+	/* a fresh socket's buffer takes these few bytes; never wait for them */
+	(void)fcntl(fd, F_SETFL, O_NONBLOCK);
+	cd_send(fd, CD_ERR, msg, (size_t)n);
+	cd_send(fd, CD_DONE, &code, sizeof(code));
+	close(fd);
 }
 
 static void
 accept_one(void)
 {
 	int fd = accept4(cd.listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	struct cd_peer peer;
 	struct session *s;
 	pthread_attr_t at;
 	pthread_t t;
+	int slot, mine;
 
 	if (fd < 0)
 		return;
 	CD_COUNT(clients);
-	if (__atomic_load_n(&cd.active, __ATOMIC_ACQUIRE) >= CD_SESSIONS_MAX) {
-		cd_log(LOG_WARNING, "more than %d sessions; one connection refused", CD_SESSIONS_MAX);
+	if (cd_peer_get(fd, &peer) != 0) {
 		close(fd);
 		return;
 	}
+	if ((slot = slot_take(peer.uid, &mine)) < 0) {
+		refuse_busy(fd, &peer, mine);
+		return;
+	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		slot_free(slot);
 		close(fd);
 		return;
 	}
 	s->fd = fd;
+	s->slot = slot;
+	s->peer = peer;
+	s->pid = peer.pid;
+	s->uid = peer.uid;
+	s->t_accept = cd_now_ms();
+	s->deadline = s->t_accept + QUERY_MS;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	__atomic_add_fetch(&cd.active, 1, __ATOMIC_ACQUIRE);
 	if (pthread_create(&t, &at, session_main, s) != 0) {
 		__atomic_sub_fetch(&cd.active, 1, __ATOMIC_RELEASE);
 		cd_log(LOG_ERR, "cannot start a session thread: %s", strerror(errno));
+		slot_free(slot);
 		close(fd);
 		free(s);
 	}
@@ -604,11 +834,18 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: tvs-controld [--socket PATH] [--group NAME] [--store DIR] [--pub DIR]\n"
 		"                    [--tvsd PATH] [--serve-timeout MS] [--rollout-interval S]\n"
+		"                    [--admin-group NAME] [--key-group NAME] [--level 'WORDS=N']...\n"
+		"                    [--sessions-per-uid N] [--session-max S]\n"
 		"                    [--log-level err|warning|notice|info|debug] [--syslog]\n"
 		"defaults: --socket %s --store %s --pub %s --tvsd %s\n"
-		"          --serve-timeout %d --rollout-interval %d (0: only on demand)\n",
+		"          --serve-timeout %d --rollout-interval %d (0: only on demand)\n"
+		"          --admin-group %s --key-group '' (root only) --sessions-per-uid %d\n"
+		"          --session-max %d\n"
+		"levels (tvsctl help): 0 root, --group, admin and key groups; 1 root, admin and key\n"
+		"groups; 4 root and the key group\n",
 		CD_DEFAULT_SOCKET, CTL_DEFAULT_STORE, CTL_DEFAULT_PUB, cd.tvsd,
-		cd.serve_timeout_ms, cd.rollout_interval_s);
+		cd.serve_timeout_ms, cd.rollout_interval_s, cd.admin_group ? cd.admin_group : "''",
+		cd.sessions_per_uid, cd.session_max_ms / 1000);
 }
 
 static int
@@ -644,6 +881,11 @@ parse_args(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "group", required_argument, NULL, 'g' },
+		{ "admin-group", required_argument, NULL, 'A' },
+		{ "key-group", required_argument, NULL, 'K' },
+		{ "level", required_argument, NULL, 'L' },
+		{ "sessions-per-uid", required_argument, NULL, 'u' },
+		{ "session-max", required_argument, NULL, 'm' },
 		{ "store", required_argument, NULL, 'S' },
 		{ "pub", required_argument, NULL, 'p' },
 		{ "tvsd", required_argument, NULL, 't' },
@@ -654,12 +896,27 @@ parse_args(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int o;
+	int o, secs;
 
 	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (o) {
 		case 's': cd.socket = optarg; break;
 		case 'g': cd.group = optarg; break;
+		case 'A': cd.admin_group = optarg[0] ? optarg : NULL; break;
+		case 'K': cd.key_group = optarg[0] ? optarg : NULL; break;
+		case 'L':
+			if (cd_auth_level_opt(optarg) != 0)
+				goto bad;
+			break;
+		case 'u':
+			if (parse_int(optarg, 1, CD_SESSIONS_MAX, &cd.sessions_per_uid) != 0)
+				goto bad;
+			break;
+		case 'm':
+			if (parse_int(optarg, 10, 86400, &secs) != 0)
+				goto bad;
+			cd.session_max_ms = secs * 1000;
+			break;
 		case 'S': cd.store = optarg; break;
 		case 'p': cd.pub = optarg; break;
 		case 't': cd.tvsd = optarg; break;
@@ -683,7 +940,7 @@ parse_args(int argc, char **argv)
 		}
 	}
 	if (optind == argc)
-		return 0;
+		return cd_auth_setup();
 	fprintf(stderr, "tvs-controld: unexpected argument '%s'\n", argv[optind]);
 	return -1;
 bad:

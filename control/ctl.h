@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "cdproto.h"
 #include "json.h"
 #include "store.h"
 #include "trust.h"
@@ -48,6 +49,13 @@ struct ctl_cmd {
 #define CTL_F_CHANGE 1u
 /* Runs in tvs-controld when it answers (it holds state tvsctl has not). */
 #define CTL_F_DAEMON 2u
+/* Its file arguments are written, not read (tvsctl creates them). */
+#define CTL_F_WRITES 4u
+
+/* Privilege levels (struct ctl_cmd.level): who tvs-controld lets run it. */
+#define CTL_LEVEL_READ 0	/* the socket's group */
+#define CTL_LEVEL_CHANGE 1	/* the admin group */
+#define CTL_LEVEL_KEYS 4	/* root (or the key group) */
 
 struct ctl_opt {
 	const char *name;	/* without the leading "--" */
@@ -92,6 +100,13 @@ struct ctl {
 	/* `utils itl reset remotekey`: the pair that signs the next ITL */
 	const struct trust_cert *itl_cert;
 	EVP_PKEY *itl_key;
+	/* controld: the descriptors the client opened for its file words */
+	struct ctl_file {
+		const char *word;	/* the argument or option value, by address */
+		int fd;
+		char path[32];		/* /proc/self/fd/N */
+	} files[CD_FDS_MAX];
+	int nfiles;
 };
 
 extern const struct ctl_cmd ctl_cmds[];
@@ -109,6 +124,16 @@ int ctl_remote_run(struct ctl *c);
  * exactly len bytes. 0, or -1 with why in err. */
 int ctl_remote_query(struct ctl *c, uint32_t type, void *reply, size_t len, char *err,
 	size_t errsz);
+
+/* Which arguments and options name files, as the kind of descriptor
+ * tvsctl passes for them to controld (CD_FD_*), or 0. */
+int ctl_arg_file(const struct ctl_cmd *k, int i);
+int ctl_opt_file(const char *name);
+/* The path a handler opens for a file word: the descriptor the client
+ * passed (as /proc/self/fd/N) in controld, else the word itself. */
+const char *ctl_path(const struct ctl *c, const char *word);
+/* The passed descriptor of a file word, or -1 (offline: open the word). */
+int ctl_path_fd(const struct ctl *c, const char *word);
 
 /* Messages: stderr, prefixed "tvsctl: "; they return the exit code. */
 int ctl_fail(struct ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -5,6 +5,7 @@
  * becomes ours. When no daemon answers, the command runs here instead.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -21,11 +22,22 @@
 #define REMOTE_TIMEOUT_MS (10 * 60 * 1000)	/* a publish of 100k certificates */
 #define ASK_TIMEOUT_MS (5 * 60 * 1000)
 
+/* A file the command names, opened here and passed to the daemon. */
+struct passed {
+	uint32_t word;		/* its index among the CD_CMD strings */
+	uint32_t kind;		/* CD_FD_* */
+	int fd;
+	const char *path;	/* as typed */
+	char tmp[4096];		/* CD_FD_WRITE: the new file renamed to path at the end */
+};
+
 struct words {
 	uint8_t buf[CD_PAYLOAD_MAX];
 	size_t len;
 	uint32_t n;
 	bool full;
+	struct passed files[CD_FDS_MAX];
+	int nfiles;
 };
 
 static void
@@ -43,8 +55,7 @@ words_add(struct words *w, const char *s)
 }
 
 /* The daemon may run elsewhere in the file system: relative paths it is
- * given are made absolute here. Paths are the arguments whose usage word
- * names a file, and the options that take one. */
+ * given (for its messages: it opens none) are made absolute here. */
 static const char *
 absolute(const char *p)
 {
@@ -59,31 +70,100 @@ absolute(const char *p)
 	return pool[used++];
 }
 
-static bool
-arg_is_path(const struct ctl_cmd *k, int i)
+/*
+ * Opens a file word with the operator's own rights. A file to write is
+ * created new beside its name (O_EXCL, O_NOFOLLOW, mode 0600) and renamed
+ * over the name only when the daemon reports success: the daemon cannot
+ * rename through a descriptor, and a failed backup must not leave half a
+ * file under the name.
+ */
+static int
+open_file(struct ctl *c, struct passed *f)
 {
-	char buf[256], *save = NULL, *t;
-	int n = 0;
-
-	snprintf(buf, sizeof(buf), "%s", k->args);
-	for (t = strtok_r(buf, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save), n++)
-		if (n == i)
-			return strstr(t, "pem>") || strstr(t, "key>") || strstr(t, "file>") ||
-				strstr(t, "p12>");
-	return false;
+	f->tmp[0] = '\0';
+	if (f->kind == CD_FD_WRITE) {
+		if (snprintf(f->tmp, sizeof(f->tmp), "%s.tmp.%d", f->path, (int)getpid()) >=
+		    (int)sizeof(f->tmp))
+			return ctl_usage(c, "file name too long: %s", f->path);
+		f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (f->fd >= 0 && fchmod(f->fd, 0600) != 0) {
+			close(f->fd);
+			unlink(f->tmp);
+			f->fd = -1;
+		}
+		if (f->fd < 0)
+			f->tmp[0] = '\0';
+	} else {
+		f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+			(f->kind == CD_FD_DIR ? O_DIRECTORY : O_NONBLOCK));
+	}
+	if (f->fd < 0)
+		return ctl_fail(c, "%s: %s", f->path, strerror(errno));
+	return CTL_OK;
 }
 
-static bool
-opt_is_path(const char *name)
+static int
+word_file(struct ctl *c, struct words *w, const char *path, int kind)
 {
-	return strcmp(name, "configs") == 0 || strcmp(name, "passphrase-file") == 0;
+	struct passed *f;
+	int rc;
+
+	if (w->nfiles == CD_FDS_MAX)
+		return ctl_usage(c, "more than %d files in one command", CD_FDS_MAX);
+	f = &w->files[w->nfiles];
+	*f = (struct passed){ .word = w->n, .kind = (uint32_t)kind, .path = path };
+	if ((rc = open_file(c, f)) != CTL_OK)
+		return rc;
+	w->nfiles++;
+	words_add(w, absolute(path));
+	return CTL_OK;
 }
 
-/* The command as words: its words, "--opt [val]"..., "--", the arguments. */
-static void
+/* Closes what was passed; a file written is renamed into place when the
+ * command succeeded (then made durable), else removed. */
+static int
+files_done(struct ctl *c, struct words *w, int rc)
+{
+	for (int i = 0; i < w->nfiles; i++) {
+		struct passed *f = &w->files[i];
+
+		if (f->fd >= 0)
+			close(f->fd);
+		f->fd = -1;
+		if (f->tmp[0] == '\0')
+			continue;
+		if (rc != CTL_OK)
+			unlink(f->tmp);
+		else if (rename(f->tmp, f->path) != 0) {
+			rc = ctl_fail(c, "%s: %s (the backup is in %s)", f->path, strerror(errno),
+				f->tmp);
+		} else {
+			char dir[4096], *slash;
+			int d;
+
+			snprintf(dir, sizeof(dir), "%s", f->path);
+			slash = strrchr(dir, '/');
+			if (slash == NULL)
+				snprintf(dir, sizeof(dir), ".");
+			else
+				*(slash == dir ? slash + 1 : slash) = '\0';
+			if ((d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+				fsync(d);
+				close(d);
+			}
+		}
+	}
+	w->nfiles = 0;
+	return rc;
+}
+
+/* The command as words: its words, "--opt [val]"..., "--", the arguments;
+ * the files among them are opened here. */
+static int
 words_of(struct ctl *c, struct words *w)
 {
 	uint32_t flags = 0;
+	int rc = CTL_OK;
 
 	w->len = 8;
 	if (c->yes)
@@ -100,20 +180,28 @@ words_of(struct ctl *c, struct words *w)
 	}
 	for (int i = 0; i < CTL_MAX_WORDS && c->cmd->words[i]; i++)
 		words_add(w, c->cmd->words[i]);
-	for (int i = 0; i < c->nopts; i++) {
+	for (int i = 0; i < c->nopts && rc == CTL_OK; i++) {
 		char opt[128];
 
 		snprintf(opt, sizeof(opt), "--%s", c->opts[i].name);
 		words_add(w, opt);
-		if (c->opts[i].val != NULL)
-			words_add(w, opt_is_path(c->opts[i].name) ? absolute(c->opts[i].val) :
-				c->opts[i].val);
+		if (c->opts[i].val == NULL)
+			continue;
+		if (ctl_opt_file(c->opts[i].name))
+			rc = word_file(c, w, c->opts[i].val, ctl_opt_file(c->opts[i].name));
+		else
+			words_add(w, c->opts[i].val);
 	}
 	words_add(w, "--");
-	for (int i = 0; i < c->nargs; i++)
-		words_add(w, arg_is_path(c->cmd, i) ? absolute(c->args[i]) : c->args[i]);
+	for (int i = 0; i < c->nargs && rc == CTL_OK; i++) {
+		if (ctl_arg_file(c->cmd, i))
+			rc = word_file(c, w, c->args[i], ctl_arg_file(c->cmd, i));
+		else
+			words_add(w, c->args[i]);
+	}
 	memcpy(w->buf, &flags, 4);
 	memcpy(w->buf + 4, &w->n, 4);
+	return rc;
 }
 
 static bool
@@ -223,6 +311,19 @@ converse(struct ctl *c, int fd)
 	}
 }
 
+/* The command's files, then the command. */
+static int
+send_command(struct ctl *c, int fd, const struct words *w)
+{
+	for (int i = 0; i < w->nfiles; i++)
+		if (cd_send_fd(fd, w->files[i].word, w->files[i].kind, w->files[i].fd) != 0)
+			return ctl_fail(c, "controld at %s: passing %s: %s", c->controld,
+				w->files[i].path, strerror(errno));
+	if (cd_send(fd, CD_CMD, w->buf, w->len) != 0)
+		return ctl_fail(c, "controld at %s: %s", c->controld, strerror(errno));
+	return CTL_OK;
+}
+
 int
 ctl_remote_run(struct ctl *c)
 {
@@ -230,18 +331,17 @@ ctl_remote_run(struct ctl *c)
 	int fd, rc;
 
 	memset(&w, 0, sizeof(w));
-	words_of(c, &w);
-	if (w.full)
-		return ctl_usage(c, "command line too long for controld");
 	if ((fd = connect_daemon(c, false)) < 0)
 		return CTL_OFFLINE;
-	if (cd_send(fd, CD_CMD, w.buf, w.len) != 0) {
-		close(fd);
-		return ctl_fail(c, "controld at %s: %s", c->controld, strerror(errno));
-	}
-	rc = converse(c, fd);
+	rc = words_of(c, &w);
+	if (rc == CTL_OK && w.full)
+		rc = ctl_usage(c, "command line too long for controld");
+	if (rc == CTL_OK)
+		rc = send_command(c, fd, &w);
+	if (rc == CTL_OK)
+		rc = converse(c, fd);
 	close(fd);
-	return rc;
+	return files_done(c, &w, rc);
 }
 
 int
@@ -257,8 +357,14 @@ ctl_remote_query(struct ctl *c, uint32_t type, void *reply, size_t len, char *er
 			c->controld);
 		return -1;
 	}
-	n = cd_send(fd, type, NULL, 0) == 0 ? cd_recv(fd, &h, buf, sizeof(buf), 5000) : -1;
+	n = cd_send(fd, type, NULL, 0) == 0 ? cd_recv(fd, &h, buf, sizeof(buf) - 1, 5000) : -1;
 	close(fd);
+	if (n > 0 && h.type == CD_ERR && cd_check(h.type, buf, (size_t)n, true)) {
+		buf[n] = '\0';
+		snprintf(err, errsz, "controld at %s: %s", c->controld, (const char *)buf);
+		err[strcspn(err, "\n")] = '\0';
+		return -1;
+	}
 	if (n < 0 || h.type != type || !cd_check(type, buf, (size_t)n, true) || (size_t)n != len) {
 		snprintf(err, errsz, "controld at %s gave no answer", c->controld);
 		return -1;

@@ -66,11 +66,11 @@ const struct ctl_cmd ctl_cmds[] = {
 		cmd_itl_reset, CTL_F_CHANGE },
 	{ { "utils", "disaster_recovery", "backup" }, "<file>", "passphrase-file=", 1, 1, 4,
 		"write the whole store, keys included, encrypted with a passphrase",
-		cmd_dr_backup, CTL_F_DAEMON },
+		cmd_dr_backup, CTL_F_DAEMON | CTL_F_WRITES },
 	{ { "utils", "disaster_recovery", "restore" }, "<file>", "passphrase-file=", 1, 1, 4,
 		"replace the store with a backup (same keys: phones keep trusting the ITL)",
 		cmd_dr_restore, CTL_F_CHANGE },
-	{ { "set", "cert", "regen" }, "<unit>", "force", 1, 1, 1,
+	{ { "set", "cert", "regen" }, "<unit>", "force", 1, 1, 4,
 		"regenerate the key and self-signed certificate of a unit", cmd_cert_regen,
 		CTL_F_CHANGE },
 	{ { "set", "cert", "import", "trust" }, "<role[,role...]> <pem>", "name= ttl=", 2, 2, 1,
@@ -183,6 +183,60 @@ int
 ctl_fail_err(struct ctl *c)
 {
 	return ctl_fail(c, "%s", c->err.msg[0] ? c->err.msg : trust_strerror(c->err.code));
+}
+
+/* ---- file words ----------------------------------------------------------- */
+
+/* Arguments whose usage word names a file: <pem>, <key>, <file>, <p12>. */
+int
+ctl_arg_file(const struct ctl_cmd *k, int i)
+{
+	char buf[256], *save = NULL, *t;
+	int n = 0;
+
+	snprintf(buf, sizeof(buf), "%s", k->args);
+	for (t = strtok_r(buf, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save), n++) {
+		if (n != i)
+			continue;
+		if (!strstr(t, "pem>") && !strstr(t, "key>") && !strstr(t, "file>") &&
+		    !strstr(t, "p12>"))
+			return 0;
+		return k->flags & CTL_F_WRITES ? CD_FD_WRITE : CD_FD_READ;
+	}
+	return 0;
+}
+
+int
+ctl_opt_file(const char *name)
+{
+	if (strcmp(name, "configs") == 0)
+		return CD_FD_DIR;
+	return strcmp(name, "passphrase-file") == 0 ? CD_FD_READ : 0;
+}
+
+static const struct ctl_file *
+file_of(const struct ctl *c, const char *word)
+{
+	for (int i = 0; i < c->nfiles; i++)
+		if (c->files[i].word == word)
+			return &c->files[i];
+	return NULL;
+}
+
+const char *
+ctl_path(const struct ctl *c, const char *word)
+{
+	const struct ctl_file *f = file_of(c, word);
+
+	return f != NULL ? f->path : word;
+}
+
+int
+ctl_path_fd(const struct ctl *c, const char *word)
+{
+	const struct ctl_file *f = file_of(c, word);
+
+	return f != NULL ? f->fd : -1;
 }
 
 /* ---- options ------------------------------------------------------------ */
@@ -357,7 +411,8 @@ cmd_help(struct ctl *c)
 {
 	int shown = 0;
 
-	printf("Commands (level: 0 read, 1 change, 4 replace keys or the store):\n");
+	printf("Commands (level: 0 read, 1 change, 4 replace keys or the store; tvs-controld lets\n"
+		"group tvs read, group tvsadmin change and root replace keys, by default):\n");
 	for (const struct ctl_cmd *k = ctl_cmds; k->words[0]; k++) {
 		char line[512];
 		int i;
@@ -458,7 +513,7 @@ ctl_passphrase(struct ctl *c, bool confirm, char *out, size_t n)
 
 	out[0] = '\0';
 	if (file != NULL) {
-		FILE *f = fopen(file, "re");
+		FILE *f = fopen(ctl_path(c, file), "re");
 
 		if (f == NULL)
 			return ctl_fail(c, "passphrase file %s: %s", file, strerror(errno));

@@ -240,6 +240,31 @@ backup_write(const char *dir, const char *file, const char *pass, size_t passlen
 	return r;
 }
 
+int
+backup_write_fd(const char *dir, int fd, const char *pass, size_t passlen,
+	const struct backup_kdf *kdf, struct backup_info *info, struct trust_err *err)
+{
+	struct trust_buf b;
+	size_t off = 0;
+	int r;
+
+	if ((r = backup_seal(dir, pass, passlen, kdf, &b, info, err)) != 0)
+		return r;
+	while (off < b.len) {
+		ssize_t w = pwrite(fd, b.data + off, b.len - off, (off_t)off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	if (off < b.len || fsync(fd) != 0)
+		r = trust_errf(err, TRUST_EIO, "writing the backup: %s", strerror(errno));
+	trust_buf_free(&b);
+	return r;
+}
+
 /* ---- opening ------------------------------------------------------------- */
 
 /* Header checks, key, tag: the archive in plain (wiped by the caller). */

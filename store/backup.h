@@ -62,6 +62,16 @@ int backup_seal(const char *dir, const char *pass, size_t passlen,
 /* backup_seal, written to file atomically with mode 0600. */
 int backup_write(const char *dir, const char *file, const char *pass, size_t passlen,
 	const struct backup_kdf *kdf, struct backup_info *info, struct trust_err *err);
+/*
+ * backup_seal, written from offset 0 to fd (a file someone else opened:
+ * tvs-controld writes what tvsctl created) and fsync'ed. Not atomic by
+ * itself: no rename is possible through a descriptor, so a failure can
+ * leave a partial file; the opener writes into a new temporary file and
+ * renames it over the name only once this returned 0 (tvsctl does), or
+ * removes it.
+ */
+int backup_write_fd(const char *dir, int fd, const char *pass, size_t passlen,
+	const struct backup_kdf *kdf, struct backup_info *info, struct trust_err *err);
 
 /*
  * Replaces the store at dir (which may be absent or damaged) with the one
