@@ -299,12 +299,15 @@ set_holder(struct session *s, const struct ctl *c)
 	pthread_mutex_unlock(&cd.holder_mu);
 }
 
-/* The index among the CD_CMD strings of the one that holds p. */
+/* The index among the CD_CMD strings of the one that holds p; -1 when p
+ * is none of them (then no descriptor can stand for it). */
 static int
 word_index(char *const *words, int n, const char *p)
 {
 	int j = -1;
 
+	if (n == 0 || p < words[0] || p > words[n - 1] + strlen(words[n - 1]))
+		return -1;
 	for (int i = 0; i < n; i++)
 		if (words[i] <= p)
 			j = i;
@@ -317,7 +320,7 @@ bind_one(struct session *s, struct ctl *c, const char *word, int kind)
 	int idx = word_index(s->words, s->nwords, word);
 	char why[128];
 
-	for (int i = 0; i < s->nfds; i++) {
+	for (int i = 0; i < s->nfds && c->nfiles < CD_FDS_MAX; i++) {
 		if (s->fds[i] < 0 || (int)s->fd_for[i].word != idx)
 			continue;
 		if ((int)s->fd_for[i].kind != kind || !cd_fd_ok(s->fds[i], (uint32_t)kind, why,

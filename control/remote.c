@@ -313,15 +313,12 @@ converse(struct ctl *c, int fd)
 
 /* The command's files, then the command. */
 static int
-send_command(struct ctl *c, int fd, const struct words *w)
+send_command(int fd, const struct words *w)
 {
 	for (int i = 0; i < w->nfiles; i++)
 		if (cd_send_fd(fd, w->files[i].word, w->files[i].kind, w->files[i].fd) != 0)
-			return ctl_fail(c, "controld at %s: passing %s: %s", c->controld,
-				w->files[i].path, strerror(errno));
-	if (cd_send(fd, CD_CMD, w->buf, w->len) != 0)
-		return ctl_fail(c, "controld at %s: %s", c->controld, strerror(errno));
-	return CTL_OK;
+			return CTL_FAIL;
+	return cd_send(fd, CD_CMD, w->buf, w->len) != 0 ? CTL_FAIL : CTL_OK;
 }
 
 int
@@ -336,10 +333,13 @@ ctl_remote_run(struct ctl *c)
 	rc = words_of(c, &w);
 	if (rc == CTL_OK && w.full)
 		rc = ctl_usage(c, "command line too long for controld");
-	if (rc == CTL_OK)
-		rc = send_command(c, fd, &w);
-	if (rc == CTL_OK)
+	/* a daemon that refuses the session says why and closes, maybe before
+	 * the command is sent: its answer is read either way */
+	if (rc == CTL_OK && (send_command(fd, &w) == CTL_OK || errno == EPIPE ||
+	    errno == ECONNRESET))
 		rc = converse(c, fd);
+	else if (rc == CTL_OK)
+		rc = ctl_fail(c, "controld at %s: %s", c->controld, strerror(errno));
 	close(fd);
 	return files_done(c, &w, rc);
 }
@@ -357,7 +357,9 @@ ctl_remote_query(struct ctl *c, uint32_t type, void *reply, size_t len, char *er
 			c->controld);
 		return -1;
 	}
-	n = cd_send(fd, type, NULL, 0) == 0 ? cd_recv(fd, &h, buf, sizeof(buf) - 1, 5000) : -1;
+	/* a refusal may have come (and the socket closed) before the query */
+	(void)cd_send(fd, type, NULL, 0);
+	n = cd_recv(fd, &h, buf, sizeof(buf) - 1, 5000);
 	close(fd);
 	if (n > 0 && h.type == CD_ERR && cd_check(h.type, buf, (size_t)n, true)) {
 		buf[n] = '\0';

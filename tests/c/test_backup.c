@@ -5,6 +5,7 @@
  * would have replaced exactly as it was.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +219,31 @@ test_replace(const char *src, const struct trust_buf *b)
 	is_int(leftovers(), 0, "the old store is gone, no temporary left");
 }
 
+/* Through a descriptor someone else opened (tvs-controld writes what
+ * tvsctl created): the whole backup from offset 0, and it restores. */
+static void
+test_write_fd(const char *src)
+{
+	struct trust_err err = { 0 };
+	struct backup_info info;
+	char path[300], dst[300];
+	struct stat sb;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/by-fd.bak", root);
+	snprintf(dst, sizeof(dst), "%s/from-fd", root);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	is_int(backup_write_fd(src, fd, pass, strlen(pass), &fast, &info, &err), 0,
+		"backup_write_fd (%s)", err.msg);
+	ok(fstat(fd, &sb) == 0 && sb.st_size > BACKUP_HEADER_LEN && (sb.st_mode & 07777) == 0600,
+		"the descriptor's file holds it, mode as its opener made it");
+	close(fd);
+	is_int(backup_restore(path, pass, strlen(pass), dst, &info, &err), 0,
+		"and it restores (%s)", err.msg);
+	is_int(backup_write_fd(src, -1, pass, strlen(pass), &fast, &info, &err), TRUST_EIO,
+		"a bad descriptor: an I/O error");
+}
+
 int
 main(void)
 {
@@ -254,6 +280,7 @@ main(void)
 	test_round_trip(src, &b);
 	test_refusals(&b);
 	test_replace(src, &b);
+	test_write_fd(src);
 	trust_buf_free(&b);
 	{
 		char missing[300];
