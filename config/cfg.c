@@ -71,6 +71,10 @@ static const struct cfg_item cfg_schema[] = {
 		"worker lcores: `all` (every lcore of EAL's -l but the main one) or a list like `1,3-4`" },
 	{ SEC_TVSD, "log-level", T_LOGLEVEL, 0, 0, "info", CF(log_level),
 		"level of the `tvs.*` log types: emerg alert crit err warning notice info debug" },
+	{ SEC_TVSD, "user", T_STRING, 0, 0, "tvsd", CF(user),
+		"user tvsd becomes once set up (EAL, ports, control socket, telemetry), keeping only "
+		"the capabilities its ports still use (README.md, \"Privileges\"); it must exist when "
+		"tvsd starts as root (`systemd-sysusers`); `root` keeps root, with a warning" },
 	{ SEC_TVSD, "mbufs", T_UINT, 1023, 1048575, "8191", CF(mbufs),
 		"packet buffers per NUMA socket (a power of two minus one fits the mempool best)" },
 

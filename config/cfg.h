@@ -22,6 +22,7 @@
 #define CFG_MAX_ERRORS 32
 #define CFG_PATH_MAX 1024
 #define CFG_SOCK_PATH_MAX 108	/* sun_path */
+#define CFG_USER_MAX 33		/* a Linux user name is at most 32 bytes */
 
 struct cfg_port {
 	bool present;			/* the section exists */
@@ -79,6 +80,7 @@ struct tvs_config {
 	bool workers_all;		/* every worker lcore EAL gave us */
 	uint64_t workers[CFG_MAX_LCORE / 64];	/* else this lcore set */
 	int log_level;			/* RTE_LOG_* numbering: 1 emerg .. 8 debug */
+	char user[CFG_USER_MAX];	/* after setup; "root": no drop */
 	uint32_t mbufs;			/* per NUMA socket */
 	struct cfg_tftp tftp;
 	struct cfg_tvs tvs;

@@ -255,7 +255,7 @@ static int
 publish_with(struct ctl *c, struct trust_store *st)
 {
 	struct publish_opts o = { .force = true, .itl_signer_cert = c->itl_cert,
-		.itl_signer_key = c->itl_key };
+		.itl_signer_key = c->itl_key, .tvsd_user = c->tvsd_user };
 	struct publish_result r;
 
 	if (store_commit(st, &c->err) != 0 || publish_run(st, c->pub_dir, &o, &r, &c->err) != 0)

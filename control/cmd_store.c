@@ -385,7 +385,7 @@ note_publish(struct ctl *c, const struct trust_store *st, uint64_t gen)
 int
 cmd_publish(struct ctl *c)
 {
-	struct publish_opts o = { .force = ctl_flag(c, "force") };
+	struct publish_opts o = { .force = ctl_flag(c, "force"), .tvsd_user = c->tvsd_user };
 	struct publish_result r;
 	struct trust_store st;
 	int rc = CTL_OK;

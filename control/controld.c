@@ -17,6 +17,7 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -223,7 +224,7 @@ static int
 hook_committed(struct ctl *c, struct trust_store *st)
 {
 	struct publish_opts o = { .force = true, .itl_signer_cert = c->itl_cert,
-		.itl_signer_key = c->itl_key };
+		.itl_signer_key = c->itl_key, .tvsd_user = cd.tvsd_user };
 	struct publish_result r;
 	struct trust_err err = { 0 };
 
@@ -418,6 +419,7 @@ run_command(struct session *s, size_t len)
 	setvbuf(s->err, NULL, _IOLBF, 0);
 	c.store_dir = cd.store;
 	c.pub_dir = cd.pub;
+	c.tvsd_user = cd.tvsd_user;
 	c.controld = "none";
 	c.out = s->out;
 	c.errf = s->err;
@@ -733,6 +735,7 @@ self_publish(const char *why)
 	c.errf = c.out;
 	c.store_dir = cd.store;
 	c.pub_dir = cd.pub;
+	c.tvsd_user = cd.tvsd_user;
 	c.controld = "none";
 	c.hooks = &cd_hooks;
 	c.hook_arg = s;
@@ -836,7 +839,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: tvs-controld [--socket PATH] [--group NAME] [--store DIR] [--pub DIR]\n"
-		"                    [--tvsd PATH] [--serve-timeout MS] [--rollout-interval S]\n"
+		"                    [--tvsd PATH] [--tvsd-user NAME] [--serve-timeout MS]\n"
+		"                    [--rollout-interval S]\n"
 		"                    [--admin-group NAME] [--key-group NAME] [--level 'WORDS=N']...\n"
 		"                    [--sessions-per-uid N] [--session-max S]\n"
 		"                    [--log-level err|warning|notice|info|debug] [--syslog]\n"
@@ -844,6 +848,8 @@ usage(FILE *f)
 		"          --serve-timeout %d --rollout-interval %d (0: only on demand)\n"
 		"          --admin-group %s --key-group '' (root only) --sessions-per-uid %d\n"
 		"          --session-max %d\n"
+		"          --tvsd-user: owner of tvs/tvs.key in publications (default "
+		PUBLISH_TVSD_USER " when that user exists, else root)\n"
 		"levels (tvsctl help): 0 root, --group, admin and key groups; 1 root, admin and key\n"
 		"groups; 4 root and the key group\n",
 		CD_DEFAULT_SOCKET, CTL_DEFAULT_STORE, CTL_DEFAULT_PUB, cd.tvsd,
@@ -892,6 +898,7 @@ parse_args(int argc, char **argv)
 		{ "store", required_argument, NULL, 'S' },
 		{ "pub", required_argument, NULL, 'p' },
 		{ "tvsd", required_argument, NULL, 't' },
+		{ "tvsd-user", required_argument, NULL, 'u' },
 		{ "serve-timeout", required_argument, NULL, 'T' },
 		{ "rollout-interval", required_argument, NULL, 'r' },
 		{ "log-level", required_argument, NULL, 'l' },
@@ -923,6 +930,7 @@ parse_args(int argc, char **argv)
 		case 'S': cd.store = optarg; break;
 		case 'p': cd.pub = optarg; break;
 		case 't': cd.tvsd = optarg; break;
+		case 'u': cd.tvsd_user = optarg; break;
 		case 'y': cd_syslog = true; break;
 		case 'h': usage(stdout); exit(0);
 		case 'T':
@@ -960,6 +968,13 @@ check_dirs(void)
 	struct trust_err err = { 0 };
 	struct trust_store st;
 
+	errno = 0;
+	if (cd.tvsd_user != NULL && strcmp(cd.tvsd_user, "root") != 0 &&
+	    getpwnam(cd.tvsd_user) == NULL) {
+		cd_log(LOG_ERR, "--tvsd-user %s: %s", cd.tvsd_user,
+			errno ? strerror(errno) : "no such user");
+		return -1;
+	}
 	if (store_open(cd.store, STORE_RDONLY, &st, &err) != 0) {
 		cd_log(LOG_ERR, "%s", err.msg);
 		return -1;

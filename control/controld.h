@@ -53,6 +53,7 @@ struct controld {
 	const char *store;
 	const char *pub;
 	const char *tvsd;
+	const char *tvsd_user;	/* --tvsd-user: owner of tvs.key in publications */
 	char store_real[PATH_MAX];
 	char pub_real[PATH_MAX];
 	int serve_timeout_ms;		/* for tvsd's reload answer: every lcore serves it */

@@ -83,6 +83,7 @@ struct ctl {
 	const char *store_dir;
 	const char *pub_dir;
 	const char *controld;	/* socket of tvs-controld; "" or "none": never */
+	const char *tvsd_user;	/* owner of a publication's tvs.key; NULL: publish's default */
 	bool store_given;	/* --store or $TVS_STORE (else the default) */
 	bool pub_given;
 	FILE *out;		/* outcome lines (stdout) */

@@ -174,7 +174,8 @@ ctl_usage(struct ctl *c, const char *fmt, ...)
 	if (c->cmd != NULL)
 		print_usage(errf(c), c->cmd);
 	else
-		fputs("usage: tvsctl [--store DIR] [--pub DIR] [--controld SOCKET] [--json] [--yes] "
+		fputs("usage: tvsctl [--store DIR] [--pub DIR] [--controld SOCKET] [--tvsd-user NAME] "
+			"[--json] [--yes] "
 			"<command> ...; tvsctl help lists the commands\n", errf(c));
 	return CTL_USAGE;
 }
@@ -323,6 +324,10 @@ ctl_parse_globals(struct ctl *c, int *argc, char **argv)
 			if (i + 1 == *argc)
 				return ctl_usage(c, "option '%s' needs a socket path (or none)", a);
 			c->controld = argv[++i];
+		} else if (strcmp(a, "--tvsd-user") == 0) {
+			if (i + 1 == *argc)
+				return ctl_usage(c, "option '%s' needs a user name", a);
+			c->tvsd_user = argv[++i];
 		} else if (strncmp(a, "--controld=", 11) == 0) {
 			c->controld = a + 11;
 		} else if (strncmp(a, "--store=", 8) == 0) {
@@ -430,7 +435,9 @@ cmd_help(struct ctl *c)
 		return ctl_usage(c, "no command starts with '%s'", c->args[0]);
 	printf("Global options: --store DIR (default $TVS_STORE or %s), --pub DIR (default "
 		"$TVS_PUBLICATIONS or %s), --controld SOCKET (default $TVS_CONTROLD or %s; none: "
-		"never), --json (show commands), --yes (no questions).\n"
+		"never), --tvsd-user NAME (owner of tvs/tvs.key in what tvsctl publishes itself; "
+		"default tvsd when that user exists; tvs-controld has its own --tvsd-user), "
+		"--json (show commands), --yes (no questions).\n"
 		"Commands that change trust go through tvs-controld when it runs (it publishes and "
 		"waits until tvsd serves the change); otherwise tvsctl changes the store itself.\n",
 		DEFAULT_STORE, DEFAULT_PUB, CTL_DEFAULT_CONTROLD);

@@ -218,6 +218,12 @@ void dp_stats_sum(struct dp_stats *out, int lcore);	/* lcore < 0: all */
 void dp_stats_json(FILE *f);
 int dp_telemetry_init(void);
 
+/* dp_priv.c: before EAL, check [tvsd] user and fork the clean-up helper;
+ * after setup, become that user; at exit, clean what no helper will. */
+int dp_priv_prepare(const struct tvs_config *c);
+int dp_priv_drop(void);
+void dp_priv_exit(void);
+
 /*
  * The certificate cache of the generation being served, for a worker
  * between two quiescent states: dp_pub_cache for bulk lookups of a burst

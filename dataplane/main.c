@@ -173,6 +173,9 @@ dp_setup(void)
 	if (dp_ctl_open(dp_app.cfg.control_socket) < 0)
 		return -1;
 	dp_telemetry_init();
+	/* the first publication is read as every reload reads it: unprivileged */
+	if (dp_priv_drop() < 0)
+		return -1;
 	dp_pub_init();
 	return 0;
 }
@@ -277,6 +280,8 @@ main(int argc, char **argv)
 		cfg_errors_print(&err, stderr);
 		return 1;
 	}
+	if (dp_priv_prepare(&dp_app.cfg) < 0)
+		return 1;
 	if (eal_argc == 0)
 		eal_argc = 1;	/* EAL with its defaults */
 	rc = rte_eal_init(eal_argc, argv);
@@ -288,5 +293,6 @@ main(int argc, char **argv)
 	dp_quit = 1;
 	dp_teardown();
 	rte_eal_cleanup();
+	dp_priv_exit();
 	return rc == 0 ? 0 : 1;
 }

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -806,13 +807,43 @@ publish_manifest(struct pub_ctx *c, unsigned long long gen)
 	return r;
 }
 
+/*
+ * Who reads tvs/tvs.key: tvsd's user (publish_opts.tvsd_user), so that tvsd
+ * loads its key once unprivileged while every other key stays in the store
+ * (root, 0700). 1 with the ids, 0 when root keeps it, or an error.
+ */
+static int
+tvs_key_owner(struct pub_ctx *c, uid_t *uid, gid_t *gid)
+{
+	const char *name = c->o->tvsd_user ? c->o->tvsd_user : PUBLISH_TVSD_USER;
+	struct passwd *pw;
+
+	if (strcmp(name, "root") == 0 || (c->o->tvsd_user == NULL && geteuid() != 0))
+		return 0;
+	errno = 0;
+	pw = getpwnam(name);
+	if (pw == NULL && c->o->tvsd_user == NULL && errno == 0)
+		return 0;	/* no tvsd user on this machine: root's, as the store's keys */
+	if (pw == NULL)
+		return trust_errf(c->err, TRUST_EINVAL, "tvsd user '%s': %s", name,
+			errno ? strerror(errno) : "no such user");
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 1;
+}
+
+/* tvs/ root:<tvsd's group> 0750, tvs.pem 0644, tvs.key <tvsd> 0400. */
 static int
 publish_tvs_identity(struct pub_ctx *c)
 {
 	struct trust_buf pem;
 	EVP_PKEY *key = NULL;
-	int r;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int r, owner;
 
+	if ((owner = tvs_key_owner(c, &uid, &gid)) < 0)
+		return owner;
 	if (trust_cert_pem(&c->own[UNIT_TVS], &pem) != 0) {
 		trust_buf_free(&pem);
 		return trust_errf(c->err, TRUST_ENOMEM, "TVS certificate: cannot encode");
@@ -824,9 +855,15 @@ publish_tvs_identity(struct pub_ctx *c)
 	if (trust_key_pem(key, &pem) != 0)
 		r = trust_errf(c->err, TRUST_ECRYPTO, "TVS key: cannot encode");
 	else
-		r = pub_put(c, "file", "tvs/tvs.key", pem.data, pem.len, 0600);
+		r = pub_put(c, "file", "tvs/tvs.key", pem.data, pem.len, 0400);
 	trust_buf_wipe(&pem);
 	EVP_PKEY_free(key);
+	if (r == 0 && owner == 1 &&
+	    (fchownat(c->dfd, "tvs/tvs.key", uid, gid, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    fchownat(c->dfd, "tvs", 0, gid, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    fchmodat(c->dfd, "tvs", 0750, 0) != 0))
+		r = trust_errf(c->err, TRUST_EIO, "publish tvs/ for user %s: %s",
+			c->o->tvsd_user ? c->o->tvsd_user : PUBLISH_TVSD_USER, strerror(errno));
 	return r;
 }
 

@@ -20,7 +20,13 @@ struct publish_opts {
 	 * certificate goes in as a SAST record; NULL: the store's signer. */
 	const struct trust_cert *itl_signer_cert;
 	EVP_PKEY *itl_signer_key;
+	/* owner of tvs/tvs.key (0400): tvsd's user, which reads it once it
+	 * has left root. NULL: PUBLISH_TVSD_USER when that user exists (else
+	 * root keeps it); "root": root; any other name must exist. */
+	const char *tvsd_user;
 };
+
+#define PUBLISH_TVSD_USER "tvsd"
 
 struct publish_result {
 	uint64_t generation;

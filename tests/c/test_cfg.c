@@ -122,6 +122,7 @@ test_minimal(void)
 	is_str(c.control_socket, "/run/tvs/tvsd.sock", "control socket default");
 	ok(c.workers_all, "workers default all");
 	is_int(c.log_level, 7, "log-level default info");
+	is_str(c.user, "tvsd", "user default tvsd: unprivileged unless the file says root");
 }
 
 static void

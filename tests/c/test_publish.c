@@ -1,6 +1,7 @@
 /* publish_run: the publication's files, their contents, generations. */
 #include <dirent.h>
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,39 @@ publish(struct publish_result *r, bool force, struct trust_err *err)
 		diag("publish: %s", err->msg);
 	store_close(&st);
 	return rc;
+}
+
+/* tvs/tvs.key belongs to the tvsd user publish is told (or root), 0400. */
+static void
+test_tvsd_user(void)
+{
+	struct publish_result r;
+	struct trust_store st;
+	struct trust_err err;
+	struct passwd *nobody = getpwnam("nobody");
+	struct stat key, dir;
+	char path[sizeof(r.dir) + 16];
+
+	if (geteuid() != 0 || nobody == NULL) {
+		diag("tvsd user: skipped, needs root and the user nobody");
+		return;
+	}
+	if (open_store(&st) != 0)
+		return;
+	ok(publish_run(&st, pdir, &(struct publish_opts){ .config_dir = cdir, .force = true,
+		.tvsd_user = "nobody" }, &r, &err) == 0, "publish for tvsd user nobody");
+	snprintf(path, sizeof(path), "%s/tvs/tvs.key", r.dir);
+	stat(path, &key);
+	snprintf(path, sizeof(path), "%s/tvs", r.dir);
+	stat(path, &dir);
+	ok(key.st_uid == nobody->pw_uid && (key.st_mode & 0777) == 0400,
+		"tvs.key: owner nobody, 0400 (uid %u mode %o)", (unsigned)key.st_uid, key.st_mode & 0777);
+	ok(dir.st_uid == 0 && dir.st_gid == nobody->pw_gid && (dir.st_mode & 0777) == 0750,
+		"tvs/: root, nobody's group, 0750");
+	is_int(publish_run(&st, pdir, &(struct publish_opts){ .config_dir = cdir, .force = true,
+		.tvsd_user = "no-such-tvsd-user" }, &r, &err), TRUST_EINVAL,
+		"a tvsd user that does not exist is refused: %s", err.msg);
+	store_close(&st);
 }
 
 static void
@@ -276,7 +310,7 @@ test_first_publication(void)
 		"the short config does not leak the full config");
 
 	snprintf(path, sizeof(path), "%s/current/tvs/tvs.key", pdir);
-	ok(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600, "tvs/tvs.key is 0600");
+	ok(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0400, "tvs/tvs.key is 0400");
 	pub_free(&p);
 	for (int u = 0; u < UNIT_COUNT; u++)
 		trust_cert_free(&own[u]);
@@ -623,6 +657,7 @@ main(void)
 	test_mixed_and_rollback();
 	test_auto_registration();
 	test_config_folder_hostile();
+	test_tvsd_user();
 	test_too_big();
 	trust_cert_free(&phone_cert);
 	trust_cert_free(&app_cert);
