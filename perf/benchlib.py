@@ -4,7 +4,12 @@ requests help, status, stats, reload, rollout, memory) and the machine facts
 they report (hugepages, CPU model)."""
 
 import os
+import pwd
+import subprocess
 import sys
+
+SYSUSERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+			"config", "systemd", "tvs.sysusers")
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dataplane"))
 import dpctl  # noqa: E402
@@ -21,6 +26,19 @@ def ask(path, cmd, timeout=10.0):
 	if not reply.get("ok"):
 		raise ControlError("tvsd %s: %s" % (cmd, reply.get("error")))
 	return reply
+
+
+def ensure_tvsd_user():
+	"""tvsd started as root becomes its [tvsd] user (default tvsd) once set
+	up, as in production; makes that user from the project's sysusers file
+	when this machine has none yet (as `meson install` does). Not root:
+	tvsd changes no user, nothing to do."""
+	if os.geteuid() != 0:
+		return
+	try:
+		pwd.getpwnam("tvsd")
+	except KeyError:
+		subprocess.run(["systemd-sysusers", SYSUSERS], check=True)
 
 
 def meminfo(key):

@@ -9,6 +9,16 @@ set ::srcdir [file normalize [file join [file dirname [info script]] .. ..]]
 set ::tvsd [expr {[catch {prog tvsd} p] ? "" : $p}]
 
 testConstraint tvsd [expr {$::tvsd ne ""}]
+
+# tvsd started as root becomes [tvsd] user (default tvsd) once set up, as
+# the unit and ./demo run it, and so do the tests: the user must exist.
+# systemd-sysusers makes it from the project's sysusers file, as `meson
+# install` does; it changes nothing when the user is there.
+proc tvsd_user_ensure {} {
+	if {[exec id -u] != 0 || ![catch {exec getent passwd tvsd}]} return
+	exec systemd-sysusers [file join $::srcdir config systemd tvs.sysusers] 2>@1
+}
+tvsd_user_ensure
 testConstraint python3 [expr {[auto_execok python3] ne ""}]
 testConstraint netns [expr {[testConstraint root] && [auto_execok ip] ne ""}]
 testConstraint ping [expr {[auto_execok ping] ne ""}]
