@@ -16,7 +16,7 @@
  * Clean-up: once unprivileged, tvsd cannot remove its control socket (in a
  * root-owned directory) nor DPDK's runtime directory. A helper forked
  * before EAL (one thread then, no DPDK memory to share) keeps uid 0 but no
- * capability and no other descriptor, and waits for tvsd's end (EOF on a
+ * capability and no descriptor but the pipe, and waits for tvsd's end (EOF on a
  * pipe) to remove both. It learns what to remove from the one message tvsd
  * writes while still root, and ignores whatever comes after.
  */
@@ -150,8 +150,8 @@ priv_helper(int in, const char *sock)
 	/* systemd signals the whole cgroup: the helper outlives tvsd */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
-	if (in > 3)
-		close_range(3, (unsigned)in - 1, 0);
+	if (in > 0)
+		close_range(0, (unsigned)in - 1, 0);
 	close_range((unsigned)in + 1, ~0u, 0);
 	priv_caps_none();
 	if (!priv_read_all(in, &m, sizeof(m)))
