@@ -9,6 +9,7 @@
  * handlers only set flags; the main lcore acts on them in its loop.
  */
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,9 @@ dp_check(const char *path)
 		pub_free(&p);
 	} else
 		printf("warning: no publication to serve yet: %s\n", terr.msg);
+	if (strcmp(c.user, "root") != 0 && getpwnam(c.user) == NULL)
+		printf("warning: [tvsd] user '%s' does not exist: started as root, tvsd will "
+			"refuse to run (systemd-sysusers makes it)\n", c.user);
 	printf("configuration OK\n");
 	return 0;
 }
