@@ -52,6 +52,7 @@ static struct {
 	gid_t gid;
 	char user[CFG_USER_MAX];
 	int pipe;		/* to the helper, -1 without one */
+	bool helper_cleans;	/* it has its message */
 } priv = { .pipe = -1 };
 
 /* DPDK 22.11's files in its runtime directory (eal, telemetry). */
@@ -271,7 +272,8 @@ priv_send_msg(void)
 	do
 		w = write(priv.pipe, &m, sizeof(m));
 	while (w < 0 && errno == EINTR);
-	if (w != (ssize_t)sizeof(m))
+	priv.helper_cleans = w == (ssize_t)sizeof(m);
+	if (!priv.helper_cleans)
 		DP_LOG(WARNING, "privileges: the clean-up helper did not get its message: %s",
 			w < 0 ? strerror(errno) : "short write");
 }
@@ -365,15 +367,15 @@ dp_priv_drop(void)
 	return 0;
 }
 
-/* At exit, when no helper does it: DPDK 22.11 leaves its runtime files
- * (the memory's fbarrays and config) behind. */
+/* At exit, when no helper does it (no drop, or set-up failed before it):
+ * DPDK 22.11 leaves its runtime files (the memory's fbarrays, config). */
 void
 dp_priv_exit(void)
 {
 	struct priv_msg m = { 0 };
 
-	if (priv.pipe >= 0)
-		return;	/* the helper's job */
+	if (priv.helper_cleans)
+		return;
 	snprintf(m.rtdir, sizeof(m.rtdir), "%s", rte_eal_get_runtime_dir());
 	priv_clean(&m, NULL);
 }
