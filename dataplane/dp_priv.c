@@ -9,9 +9,10 @@
  *
  * Threads: glibc's setgroups/setgid/setuid change every thread at once;
  * capabilities are per thread, and only the main lcore keeps any (reloads
- * grow DPDK's heap there, teardown stops the ports there): every other
- * thread has none. PR_SET_NO_NEW_PRIVS is set before EAL starts a thread,
- * so that every thread inherits it.
+ * grow DPDK's heap there, teardown stops the ports there): the threads EAL
+ * started before have none (threads started later, like the TVS offload
+ * thread, inherit the main lcore's). PR_SET_NO_NEW_PRIVS is set before EAL
+ * starts a thread, so that every thread inherits it.
  *
  * Clean-up: once unprivileged, tvsd cannot remove its control socket (in a
  * root-owned directory) nor DPDK's runtime directory. A helper forked
