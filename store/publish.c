@@ -1132,8 +1132,10 @@ publish_run(struct trust_store *st, const char *pub_root, const struct publish_o
 	    (int)sizeof(tmp) || snprintf(fin, sizeof(fin), "%s/%s", pub_root, name) >= (int)sizeof(fin))
 		return trust_errf(err, TRUST_EINVAL, "publication root path too long");
 	rm_tree(tmp);
+	/* tvsd reads them as its own user: no umask may narrow them */
 	if (mkdir(tmp, 0755) != 0 || (c.dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-	    mkdirat(c.dfd, "certs", 0755) != 0 || mkdirat(c.dfd, "tvs", 0700) != 0) {
+	    fchmod(c.dfd, 0755) != 0 || mkdirat(c.dfd, "certs", 0755) != 0 ||
+	    fchmodat(c.dfd, "certs", 0755, 0) != 0 || mkdirat(c.dfd, "tvs", 0700) != 0) {
 		rc = trust_errf(err, TRUST_EIO, "publish into %s: %s", tmp, strerror(errno));
 		goto fail;
 	}
