@@ -898,7 +898,7 @@ parse_args(int argc, char **argv)
 		{ "store", required_argument, NULL, 'S' },
 		{ "pub", required_argument, NULL, 'p' },
 		{ "tvsd", required_argument, NULL, 't' },
-		{ "tvsd-user", required_argument, NULL, 'u' },
+		{ "tvsd-user", required_argument, NULL, 'U' },
 		{ "serve-timeout", required_argument, NULL, 'T' },
 		{ "rollout-interval", required_argument, NULL, 'r' },
 		{ "log-level", required_argument, NULL, 'l' },
@@ -930,7 +930,7 @@ parse_args(int argc, char **argv)
 		case 'S': cd.store = optarg; break;
 		case 'p': cd.pub = optarg; break;
 		case 't': cd.tvsd = optarg; break;
-		case 'u': cd.tvsd_user = optarg; break;
+		case 'U': cd.tvsd_user = optarg; break;
 		case 'y': cd_syslog = true; break;
 		case 'h': usage(stdout); exit(0);
 		case 'T':
