@@ -68,7 +68,8 @@ send_with_fds(int s, uint32_t type, const void *p, uint32_t len, int fd, int nfd
 
 	memset(&cm, 0, sizeof(cm));
 	memcpy(msg, &h, sizeof(h));
-	memcpy(msg + sizeof(h), p, len);
+	if (len > 0)
+		memcpy(msg + sizeof(h), p, len);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfd);
