@@ -10,4 +10,9 @@ configure -testdir [file dirname [file normalize [info script]]] \
 file mkdir [configure -tmpdir]
 
 # runAllTests returns 1 when any file failed, but tclsh would exit 0.
-exit [expr {[runAllTests] ? 1 : 0}]
+set failed [runAllTests]
+# each test file removes its own folders (tmp_sweep); the empty parent
+# goes too, so that a run leaves nothing in /tmp (a non-empty one stays:
+# a failing test keeps its files to look at)
+catch {file delete [configure -tmpdir]}
+exit [expr {$failed ? 1 : 0}]
