@@ -107,6 +107,8 @@ struct cd_stats {
 	uint64_t busy;		/* connections refused: no session slot for that uid */
 	uint64_t expired;	/* sessions closed at the end of their time */
 	uint64_t bad_files;	/* commands refused: a file not passed, or not fit */
+	uint64_t configs_rejected; /* config folder entries publish refused (links,
+				    * FIFOs, oversized files: store/STORE.md) */
 };
 
 /*

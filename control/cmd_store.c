@@ -419,6 +419,8 @@ cmd_publish(struct ctl *c)
 	if (r.nrejected)
 		fprintf(c->out, "  config folder entries not published: %u: %s\n", r.nrejected,
 			r.rejected);
+	c->configs_rejected = r.nrejected;
+	c->configs_rejected_names = r.rejected;
 	if (c->hooks != NULL && c->hooks->published != NULL)
 		rc = c->hooks->published(c, &st, r.generation);
 	else

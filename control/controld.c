@@ -216,6 +216,14 @@ hook_published(struct ctl *c, struct trust_store *st, uint64_t gen)
 	struct session *s = c->hook_arg;
 
 	(void)st;
+	if (c->configs_rejected) {
+		cd_log(LOG_WARNING, "config folder entries not published: %u: %s",
+			c->configs_rejected, c->configs_rejected_names);
+		__atomic_add_fetch(&cd.stats.configs_rejected, c->configs_rejected,
+			__ATOMIC_RELAXED);
+	}
+	c->configs_rejected = 0;
+	c->configs_rejected_names = NULL;
 	return cd_serve(c, gen, s->t0);
 }
 
@@ -237,9 +245,8 @@ hook_committed(struct ctl *c, struct trust_store *st)
 	}
 	CD_COUNT(published);
 	cd_log(LOG_INFO, "published generation %" PRIu64 " (%s)", r.generation, r.dir);
-	if (r.nrejected)
-		cd_log(LOG_WARNING, "config folder entries not published: %u: %s", r.nrejected,
-			r.rejected);
+	c->configs_rejected = r.nrejected;
+	c->configs_rejected_names = r.rejected;
 	if (rollout_note_publish(cd.pub, st->own[UNIT_TVS].cert.sha256, r.generation, &err) != 0)
 		cd_log(LOG_WARNING, "rollout: %s", err.msg);
 	return hook_published(c, st, r.generation);

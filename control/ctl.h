@@ -90,6 +90,8 @@ struct ctl {
 	FILE *errf;		/* messages (stderr) */
 	const struct ctl_hooks *hooks;
 	void *hook_arg;
+	unsigned configs_rejected;	/* by the last publish (hooks count them) */
+	const char *configs_rejected_names; /* its "name (why), ..." while the hook runs */
 	bool json;
 	bool yes;
 	const struct ctl_cmd *cmd;
