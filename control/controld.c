@@ -36,6 +36,7 @@
 #include "memstat.h"
 #include "publish.h"
 #include "rollout.h"
+#include "tvsd_link.h"
 
 #define QUERY_MS 10000		/* a session's whole time until its command */
 #define ASK_MS (5 * 60 * 1000)	/* an operator answering a question */
@@ -1009,8 +1010,57 @@ check_dirs(void)
  * while it was down) leaves the store ahead of `current`, and nothing else
  * would ever publish it. At start, publish it and have tvsd serve it.
  * Only when something was published before: a new store waits for its
- * first `tvsctl publish`.
+ * first `tvsctl publish`. One killed after `current` switched, but before
+ * tvsd reloaded, leaves tvsd on the older generation: so when the store
+ * is not ahead, a running tvsd is still asked to serve `current` (a reload
+ * of what it serves already costs one verification of the publication).
+ * That runs beside the daemon, which answers its clients meanwhile.
  */
+static void *
+serve_current_main(void *arg)
+{
+	uint64_t cur = (uint64_t)(uintptr_t)arg;
+	struct ctl c = { 0 };
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if ((c.out = open_memstream(&text, &len)) != NULL) {
+		c.errf = c.out;
+		rc = cd_serve(&c, cur, cd_now_ms());
+		fclose(c.out);
+		cd_log(rc == CTL_OK ? LOG_INFO : LOG_WARNING, "at start, generation %" PRIu64
+			" (current): %s", cur, text ? text : "");
+		free(text);
+	}
+	__atomic_sub_fetch(&cd.active, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void
+serve_current(uint64_t cur)
+{
+	char err[300];
+	pthread_attr_t at;
+	pthread_t t;
+	int fd = tvsd_connect(cd.tvsd, err, sizeof(err));
+
+	if (fd < 0) {
+		cd_log(LOG_INFO, "tvsd is not running at %s; it loads generation %" PRIu64
+			" (current) when it starts", cd.tvsd, cur);
+		return;
+	}
+	close(fd);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	__atomic_add_fetch(&cd.active, 1, __ATOMIC_ACQUIRE);
+	if (pthread_create(&t, &at, serve_current_main, (void *)(uintptr_t)cur) != 0) {
+		__atomic_sub_fetch(&cd.active, 1, __ATOMIC_RELEASE);
+		cd_log(LOG_ERR, "cannot start the start-up reload: %s", strerror(errno));
+	}
+	pthread_attr_destroy(&at);
+}
+
 static void
 catch_up(void)
 {
@@ -1021,8 +1071,10 @@ catch_up(void)
 		cd_log(LOG_NOTICE, "nothing published under %s yet; run 'tvsctl publish'", cd.pub);
 		return;
 	}
-	if (store_gen_at_start <= cur)
+	if (store_gen_at_start <= cur) {
+		serve_current(cur);
 		return;
+	}
 	snprintf(why, sizeof(why), "store generation %" PRIu64 ", ahead of the published "
 		"generation %" PRIu64, store_gen_at_start, cur);
 	cd_log(LOG_WARNING, "%s (a change committed but not published): publishing it", why);
