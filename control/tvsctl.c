@@ -614,6 +614,10 @@ ctl_parse(struct ctl *c, int argc, char **argv)
 		return ctl_usage(c, "no command given");
 	if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)
 		argv[0] = "help";
+	/* the options were taken before the command: a dash word left here
+	 * is an option nobody knows, not a command */
+	if (argv[0][0] == '-')
+		return ctl_usage(c, "unknown option '%s'", argv[0]);
 	c->cmd = find_cmd(argc, argv, &nwords);
 	if (c->cmd == NULL) {
 		int dummy;
