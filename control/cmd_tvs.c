@@ -82,6 +82,15 @@ print_flat(FILE *out, const json_t *v, const char *path, int width)
 			snprintf(sub, sizeof(sub), "%s.%zu", path, i);
 			print_flat(out, e, sub, width);
 		}
+	} else if (json_is_string(v)) {
+		/* whole, however long (hashes, paths, tvsd's error texts) */
+		fprintf(out, "  %-*s %s\n", width, path, json_string_value(v));
+	} else if (json_is_integer(v) && strcmp(path, "uptime") == 0) {
+		fprintf(out, "  %-*s %" JSON_INTEGER_FORMAT " s\n", width, path,
+			json_integer_value(v));
+	} else if (json_is_integer(v) && strcmp(path, "loaded") == 0) {
+		ctl_time((long)json_integer_value(v), val, sizeof(val));
+		fprintf(out, "  %-*s %s\n", width, path, val);
 	} else {
 		scalar_text(v, val, sizeof(val));
 		fprintf(out, "  %-*s %s\n", width, path, val);
