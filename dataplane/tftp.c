@@ -582,7 +582,9 @@ parse_option(struct tftp_req *r, const char *name, const char *val)
 	bool num = parse_u32(val, &v);
 
 	if (strcasecmp(name, "blksize") == 0) {
-		if (!num || v < TFTP_MIN_BLKSIZE)
+		if (!num)
+			return "option negotiation refused: blksize is not a number";
+		if (v < TFTP_MIN_BLKSIZE)
 			return "option negotiation refused: blksize below 8";
 		r->opts |= OPT_BLKSIZE;
 		r->blksize = v;

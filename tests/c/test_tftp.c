@@ -187,6 +187,7 @@ test_negotiation(void)
 	static const char *const o4[] = { "timeout", "300", NULL };
 	static const char *const o5[] = { "blksize", "0", NULL };
 	static const char *const o6[] = { "blksize", "8", "windowsize", "0", NULL };
+	static const char *const o7[] = { "blksize", "abc", NULL };
 	struct h h;
 	struct h_client c;
 	uint8_t *d = make_file(20000, 3);
@@ -232,6 +233,14 @@ test_negotiation(void)
 	is_int(c.error, TFTP_ERR_OPTIONS, "blksize 0: ERROR 8");
 	ok(strstr(c.errmsg, "blksize") != NULL, "ERROR 8 names blksize (%s)", c.errmsg);
 	is_int(tftp_stats(h.e)->err_options, 1, "err_options counted");
+	h_client_free(&c);
+
+	/* blksize abc: refused too, and said so (not "below 8") */
+	h_client_init(&c, 7, "f.bin", "octet", o7);
+	h_client_run(&h, &c, 100);
+	is_int(c.error, TFTP_ERR_OPTIONS, "blksize abc: ERROR 8");
+	ok(strstr(c.errmsg, "not a number") != NULL, "ERROR 8 says why (%s)", c.errmsg);
+	is_int(tftp_stats(h.e)->err_options, 2, "err_options counted");
 	h_client_free(&c);
 
 	/* blksize 8 is the minimum and legal; windowsize 0 ignored */
